@@ -1,0 +1,221 @@
+//! Replies to a run of pipelined legacy requests.
+//!
+//! Requests for channels this shard owns are done at once and their replies go
+//! straight to the output; requests for other shards are collected into one
+//! message per shard. Replies keep request order: once one reply waits for another
+//! shard, every later reply waits behind it. Each shard still sees its requests in
+//! connection order, so per-channel order is exactly that of sequential execution.
+//!
+//! Lives inside one connection task on the connection's shard.
+
+use dmq_proto::legacy::{encode_array, encode_status, Status};
+
+use crate::route::{Op, OpResult, Router, ShardGone, ShardId};
+use crate::shard::{PopOutcome, PushError};
+
+/// Requests per batch: bounds the held replies and the size of one mesh message.
+pub const MAX_BATCH_REQUESTS: usize = 128;
+/// Pops per batch: a Pop reply can be a whole 10 MiB record.
+pub const MAX_BATCH_POPS: usize = 16;
+
+/// How to turn a remote result into legacy reply bytes.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplyKind {
+    /// 200, or 407 when the ring was full.
+    Push,
+    /// 200 + value, 200 + empty array, or 500 (missing or subscribed channel).
+    Pop,
+    /// This status whatever the result (the op had to happen, the answer is fixed).
+    Fixed(Status),
+}
+
+enum Held {
+    /// Reply bytes already known, at `held[start..end]`.
+    Bytes { start: usize, end: usize },
+    Remote {
+        shard: ShardId,
+        index: usize,
+        kind: ReplyKind,
+    },
+    /// A PushMulti over several shards: 200 unless any part was refused.
+    AllPushed {
+        parts: Vec<(ShardId, usize)>,
+        local_full: bool,
+    },
+}
+
+/// One run of pipelined requests and their replies.
+pub struct Batch<'r> {
+    router: &'r Router,
+    /// Replies ready to write, in order.
+    out: Vec<u8>,
+    /// Replies behind the first remote one, in order.
+    queue: Vec<Held>,
+    held: Vec<u8>,
+    /// Ops per remote shard, in connection order.
+    ops: Vec<(ShardId, Vec<Op>)>,
+    requests: usize,
+    pops: usize,
+}
+
+impl<'r> Batch<'r> {
+    /// Starts a batch that appends its replies to `out` (kept to reuse its memory).
+    pub fn new(router: &'r Router, out: Vec<u8>) -> Batch<'r> {
+        Batch {
+            router,
+            out,
+            queue: Vec::new(),
+            held: Vec::new(),
+            ops: Vec::new(),
+            requests: 0,
+            pops: 0,
+        }
+    }
+
+    pub fn router(&self) -> &'r Router {
+        self.router
+    }
+
+    /// No more requests should join this batch.
+    pub fn is_full(&self) -> bool {
+        self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS
+    }
+
+    /// Counts one request (called once per handled request).
+    pub fn count_request(&mut self, is_pop: bool) {
+        self.requests += 1;
+        self.pops += usize::from(is_pop);
+    }
+
+    /// A reply known now: written at once, or held behind a remote one.
+    pub fn reply(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        if self.queue.is_empty() {
+            encode(&mut self.out);
+        } else {
+            let start = self.held.len();
+            encode(&mut self.held);
+            self.queue.push(Held::Bytes {
+                start,
+                end: self.held.len(),
+            });
+        }
+    }
+
+    pub fn status(&mut self, status: Status) {
+        self.reply(|out| encode_status(out, status));
+    }
+
+    /// Queues `op` for `shard` (not this one); its reply is made from its result.
+    pub fn remote(&mut self, shard: ShardId, op: Op, kind: ReplyKind) {
+        let index = self.push_op(shard, op);
+        self.queue.push(Held::Remote { shard, index, kind });
+    }
+
+    /// Queues `op` for `shard` and returns its position, for [`Batch::all_pushed`].
+    pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
+        debug_assert!(!self.router.is_local(shard));
+        let slot = match self.ops.iter().position(|(s, _)| *s == shard) {
+            Some(slot) => slot,
+            None => {
+                self.ops.push((shard, Vec::new()));
+                self.ops.len() - 1
+            }
+        };
+        let ops = &mut self.ops[slot].1;
+        ops.push(op);
+        ops.len() - 1
+    }
+
+    /// The reply of a push spread over shards: 407 if the local part or any
+    /// remote part was refused, otherwise 200.
+    pub fn all_pushed(&mut self, parts: Vec<(ShardId, usize)>, local_full: bool) {
+        if parts.is_empty() {
+            self.status(if local_full {
+                Status::OutOfMemory
+            } else {
+                Status::Ok
+            });
+        } else {
+            self.queue.push(Held::AllPushed { parts, local_full });
+        }
+    }
+
+    /// Sends the remote ops (one message per shard, all sent before any answer is
+    /// awaited), then writes every held reply in order. Returns the output.
+    pub async fn finish(mut self) -> Result<Vec<u8>, ShardGone> {
+        if self.queue.is_empty() {
+            return Ok(self.out);
+        }
+        let mut pending = Vec::with_capacity(self.ops.len());
+        for (shard, ops) in std::mem::take(&mut self.ops) {
+            pending.push((shard, self.router.submit(shard, ops).await?));
+        }
+        let mut results: Vec<(ShardId, Vec<OpResult>)> = Vec::with_capacity(pending.len());
+        for (shard, answer) in pending {
+            results.push((shard, answer.await.map_err(|_| ShardGone(shard))?));
+        }
+        let result = |shard: ShardId, index: usize| {
+            results
+                .iter()
+                .find(|(s, _)| *s == shard)
+                .and_then(|(_, r)| r.get(index))
+        };
+        for held in std::mem::take(&mut self.queue) {
+            match held {
+                Held::Bytes { start, end } => self.out.extend_from_slice(&self.held[start..end]),
+                Held::Remote { shard, index, kind } => {
+                    let r = result(shard, index).ok_or(ShardGone(shard))?;
+                    encode_result(&mut self.out, kind, r);
+                }
+                Held::AllPushed { parts, local_full } => {
+                    let refused = local_full
+                        || parts.iter().any(|&(shard, index)| {
+                            matches!(result(shard, index), Some(OpResult::Push(Err(_))))
+                        });
+                    encode_status(
+                        &mut self.out,
+                        if refused {
+                            Status::OutOfMemory
+                        } else {
+                            Status::Ok
+                        },
+                    );
+                }
+            }
+        }
+        Ok(self.out)
+    }
+}
+
+/// The legacy reply for a remote result.
+fn encode_result(out: &mut Vec<u8>, kind: ReplyKind, result: &OpResult) {
+    match (kind, result) {
+        (ReplyKind::Fixed(status), _) => encode_status(out, status),
+        (ReplyKind::Push, OpResult::Push(Ok(()))) => encode_status(out, Status::Ok),
+        (ReplyKind::Push, OpResult::Push(Err(PushError::Full))) => {
+            encode_status(out, Status::OutOfMemory)
+        }
+        (ReplyKind::Pop, OpResult::Pop(outcome)) => encode_pop(out, outcome),
+        // An op answered with a result of another kind is a bug of this process;
+        // the client gets the generic error and the mismatch is logged.
+        (kind, other) => {
+            tracing::error!(?kind, ?other, "internal error: mismatched shard result");
+            encode_status(out, Status::Error)
+        }
+    }
+}
+
+/// The legacy Pop reply for an outcome.
+pub fn encode_pop(out: &mut Vec<u8>, outcome: &PopOutcome) {
+    match outcome {
+        PopOutcome::Value(value) => {
+            encode_status(out, Status::Ok);
+            encode_array(out, value);
+        }
+        PopOutcome::Empty => {
+            encode_status(out, Status::Ok);
+            encode_array(out, &[]);
+        }
+        PopOutcome::NoChannel | PopOutcome::Subscribed => encode_status(out, Status::Error),
+    }
+}

@@ -1,0 +1,20 @@
+//! The dmq node: channels of binary records in preallocated memory rings, served
+//! over the legacy DMQ protocol, thread-per-core on glommio.
+//!
+//! Layout: [`config`] (YAML, overrides, validation), [`server`] (start, shards,
+//! shutdown), [`listener`] (accept loops), [`route`] (channel ownership and the
+//! cross-shard mesh), [`shard`] (a shard's channels and consumers: the one place
+//! that mutates them), [`legacy`] (legacy connections and request batching),
+//! [`request`] (one handler file per request), [`logging`], [`shutdown`],
+//! [`context`] (what a shard's tasks share).
+
+pub mod config;
+pub mod context;
+pub mod legacy;
+pub mod listener;
+pub mod logging;
+pub mod request;
+pub mod route;
+pub mod server;
+pub mod shard;
+pub mod shutdown;

@@ -1,0 +1,150 @@
+//! Produce (10) and ProduceMulti (11): after the 200 status the client streams
+//! records, ended by an empty one; each record goes to every listed channel.
+//! There is no per-record acknowledgement.
+//!
+//! Records are applied in runs: everything complete in the input buffer goes to
+//! each owner shard as one batch, and the next read waits until the owners have
+//! applied it, so a fast producer is held back by the owners, never buffered
+//! without bound. The run is copied once per remote shard and not at all locally.
+
+use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, StreamItem};
+
+use crate::legacy::{ConnError, Connection};
+use crate::request::channel_name;
+use crate::route::{Op, OpResult, ShardId};
+
+/// Runs the stream. `Ok(true)`: ended by the empty record, the connection goes
+/// on; `Ok(false)`: close it (the client went away or the node shuts down).
+pub async fn run(conn: &mut Connection, channels: Vec<Vec<u8>>) -> Result<bool, ConnError> {
+    let mut names = Vec::with_capacity(channels.len());
+    for raw in &channels {
+        match channel_name(raw) {
+            Some(name) => names.push(name.to_owned()),
+            None => {
+                encode_status(conn.out(), Status::BadChannelName);
+                conn.flush().await?;
+                return Ok(true);
+            }
+        }
+    }
+    let ctx = conn.ctx.clone();
+    let router = &ctx.router;
+    // Channels grouped by owner shard, in list order (duplicates kept).
+    let mut by_shard: Vec<(ShardId, Vec<String>)> = Vec::new();
+    for name in names {
+        let owner = router.owner(name.as_bytes());
+        match by_shard.iter_mut().find(|(s, _)| *s == owner) {
+            Some((_, list)) => list.push(name),
+            None => by_shard.push((owner, vec![name])),
+        }
+    }
+    // A single-channel Produce creates its channel at once (the original does);
+    // ProduceMulti creates them with the first record.
+    if channels.len() == 1 {
+        if let Some((owner, list)) = by_shard.first() {
+            router
+                .call(
+                    *owner,
+                    Op::Create {
+                        channel: list[0].clone(),
+                    },
+                )
+                .await?;
+        }
+    }
+    encode_status(conn.out(), Status::Ok);
+    conn.flush().await?;
+
+    loop {
+        let (records_len, end) = scan(conn.input.data());
+        let end = match end {
+            Ok(end) => end,
+            Err(e) => {
+                apply(conn, &by_shard, records_len).await?;
+                return Err(ConnError::TooLong(e));
+            }
+        };
+        apply(conn, &by_shard, records_len).await?;
+        match end {
+            Scan::End(used) => {
+                conn.input.consume(used);
+                return Ok(true);
+            }
+            Scan::Need(needed) => {
+                if !conn.read_or_shutdown(needed).await? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+enum Scan {
+    /// The end marker is there; this many bytes (after the applied run) end it.
+    End(usize),
+    /// Read until this many bytes (from the start of the data) are buffered.
+    Need(usize),
+}
+
+/// The length of the run of complete records at the start of `data`, and what
+/// follows it.
+fn scan(data: &[u8]) -> (usize, Result<Scan, DecodeError>) {
+    let mut pos = 0;
+    loop {
+        match parse_stream_item(&data[pos..]) {
+            Ok((StreamItem::Record(_), used)) => pos += used,
+            Ok((StreamItem::End, used)) => return (pos, Ok(Scan::End(used))),
+            Err(DecodeError::Incomplete { needed }) => return (pos, Ok(Scan::Need(pos + needed))),
+            Err(e) => return (pos, Err(e)),
+        }
+    }
+}
+
+/// Pushes the first `len` bytes of input (complete records) to every channel on
+/// its owner shard, waits for all of them, then consumes those bytes.
+async fn apply(
+    conn: &mut Connection,
+    by_shard: &[(ShardId, Vec<String>)],
+    len: usize,
+) -> Result<(), ConnError> {
+    if len == 0 {
+        return Ok(());
+    }
+    let ctx = conn.ctx.clone();
+    let router = &ctx.router;
+    let run = &conn.input.data()[..len];
+    let mut pending = Vec::new();
+    let mut refused = None;
+    for (shard, channels) in by_shard {
+        if router.is_local(*shard) {
+            let mut state = router.local().borrow_mut();
+            for channel in channels {
+                if state.push_encoded(channel, run).is_err() {
+                    refused.get_or_insert_with(|| channel.clone());
+                }
+            }
+        } else {
+            let ops = channels
+                .iter()
+                .map(|channel| Op::PushEncoded {
+                    channel: channel.clone(),
+                    records: run.to_vec(),
+                })
+                .collect();
+            pending.push((*shard, channels, router.submit(*shard, ops).await?));
+        }
+    }
+    for (shard, channels, answer) in pending {
+        let results = answer.await.map_err(|_| crate::route::ShardGone(shard))?;
+        for (channel, result) in channels.iter().zip(results) {
+            if !matches!(result, OpResult::Push(Ok(()))) {
+                refused.get_or_insert_with(|| channel.clone());
+            }
+        }
+    }
+    conn.input.consume(len);
+    match refused {
+        Some(channel) => Err(ConnError::ProduceRefused { channel }),
+        None => Ok(()),
+    }
+}

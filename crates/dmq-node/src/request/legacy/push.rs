@@ -1,0 +1,46 @@
+//! Push (1): one record to one channel.
+
+use dmq_proto::legacy::Status;
+
+use crate::legacy::batch::{Batch, ReplyKind};
+use crate::request::channel_name;
+use crate::route::Op;
+use crate::shard::PushError;
+
+/// Checks in the original's order: name (409), create the channel, empty value
+/// (408), so an empty Push still creates its channel.
+pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
+    batch.count_request(false);
+    let Some(name) = channel_name(channel) else {
+        batch.status(Status::BadChannelName);
+        return;
+    };
+    let router = batch.router();
+    let owner = router.owner(channel);
+    if router.is_local(owner) {
+        let mut shard = router.local().borrow_mut();
+        if value.is_empty() {
+            shard.create(name);
+            drop(shard);
+            batch.status(Status::EmptyValue);
+            return;
+        }
+        let result = shard.push(name, value);
+        drop(shard);
+        batch.status(match result {
+            Ok(()) => Status::Ok,
+            Err(PushError::Full) => Status::OutOfMemory,
+        });
+    } else if value.is_empty() {
+        let op = Op::Create {
+            channel: name.to_owned(),
+        };
+        batch.remote(owner, op, ReplyKind::Fixed(Status::EmptyValue));
+    } else {
+        let op = Op::Push {
+            channel: name.to_owned(),
+            value: value.to_vec(),
+        };
+        batch.remote(owner, op, ReplyKind::Push);
+    }
+}

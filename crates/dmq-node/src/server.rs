@@ -1,0 +1,192 @@
+//! Starting and stopping the node: bind the listeners on the main thread (so a
+//! bad address fails the start with a clear message), start one glommio executor
+//! per shard, join them into a mesh, serve until a signal, then shut down in two
+//! phases: first every connection on every shard ends, then the shards stop
+//! (no shard stops while another shard's connection may still need it).
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::context::ShardContext;
+use crate::legacy;
+use crate::listener::{self, ConnectionCount};
+use crate::route::{self, Router, ShardMsg};
+use crate::shard::Shard;
+use crate::shutdown::Shutdown;
+
+/// Depth of each shard-to-shard queue, in messages (each a batch of ops).
+pub const MESH_DEPTH: usize = 1024;
+/// How long shutdown waits for connections to finish their current request.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `run` reports once the listeners are bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub shards: usize,
+    pub legacy: Option<std::net::SocketAddr>,
+}
+
+/// The CPUs this process may run on, in order.
+pub fn usable_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask that sched_getaffinity fills in; we pass
+    // its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// Runs the node until SIGINT, SIGTERM or SIGQUIT. `on_bound` is called once the
+/// listeners are bound (the binary prints the addresses).
+pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let cpus = usable_cpus();
+    let shards = match config.server.shards {
+        0 => cpus.len().max(1),
+        n => n as usize,
+    };
+    let sizes = config.channel_sizes()?;
+
+    let legacy = match config.legacy_addr() {
+        Some(addr) => Some(
+            listener::bind(addr, shards, config.server.backlog)
+                .with_context(|| format!("cannot listen on {addr} (server.port)"))?,
+        ),
+        None => None,
+    };
+    on_bound(&Bound {
+        shards,
+        legacy: legacy.as_ref().map(|l| l.addr),
+    });
+
+    let shutdown = Arc::new(Shutdown::default());
+    spawn_signal_thread(shutdown.clone())?;
+
+    let mut legacy_fds: Vec<Option<OwnedFd>> = match legacy {
+        Some(l) => l.sockets.into_iter().map(Some).collect(),
+        None => (0..shards).map(|_| None).collect(),
+    };
+    let legacy_count = Arc::new(ConnectionCount::default());
+    let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_DEPTH);
+    let pin = shards <= cpus.len();
+    let spin = Duration::from_micros(config.performance.spin_before_park_us);
+
+    let mut handles = Vec::with_capacity(shards);
+    for id in 0..shards {
+        let placement = if pin {
+            Placement::Fixed(cpus[id])
+        } else {
+            Placement::Unbound
+        };
+        let config = config.clone();
+        let shutdown = shutdown.clone();
+        let sizes = sizes.clone();
+        let legacy_fd = legacy_fds[id].take();
+        let legacy_count = legacy_count.clone();
+        let mesh = mesh.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("dmq-shard-{id}"))
+            .spin_before_park(spin)
+            .spawn(move || async move {
+                let shard = Rc::new(RefCell::new(Shard::new(sizes)));
+                let senders = if shards > 1 {
+                    let (senders, mut receivers) = mesh
+                        .join()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("shard {id}: cannot join the mesh: {e}"))?;
+                    for (_, from) in receivers.streams() {
+                        glommio::spawn_local(route::pump(shard.clone(), from)).detach();
+                    }
+                    Some(senders)
+                } else {
+                    None
+                };
+                let router = Router::new(id, shards, shard.clone(), senders);
+                let ctx = ShardContext::new(config.clone(), router, shutdown.clone());
+                let limit = config.server.connection_limit as usize;
+                let mut accepting = Vec::new();
+                if let Some(fd) = legacy_fd {
+                    accepting.push(glommio::spawn_local(listener::accept_loop(
+                        fd,
+                        "legacy",
+                        limit,
+                        legacy_count,
+                        ctx.clone(),
+                        |stream, ctx| legacy::Connection::new(stream, ctx).run(),
+                    )));
+                }
+                tracing::debug!(shard = id, "shard started");
+                shutdown.wait().await;
+                for task in accepting {
+                    task.await;
+                }
+                drain(&shutdown, id).await;
+                tracing::debug!(shard = id, "shard stopped");
+                anyhow::Ok(())
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the executor of shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    let mut result = Ok(());
+    for (id, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(e) => result = Err(anyhow::anyhow!("shard {id} failed: {e}")),
+        }
+    }
+    tracing::info!("shut down");
+    result
+}
+
+/// Waits until no connection of any shard is open (each ends after its current
+/// request), or the drain timeout passes.
+async fn drain(shutdown: &Shutdown, id: usize) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while shutdown.live_connections() > 0 {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                shard = id,
+                open = shutdown.live_connections(),
+                "shutdown: connections still open after {DRAIN_TIMEOUT:?}, dropping them"
+            );
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// SIGINT, SIGTERM and SIGQUIT trigger the shutdown (once); SIGHUP is accepted
+/// (log files are reopened by the logging layer).
+fn spawn_signal_thread(shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("dmq-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    crate::logging::reopen();
+                    continue;
+                }
+                tracing::info!(signal, "shutting down on signal");
+                shutdown.trigger();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
