@@ -494,5 +494,9 @@ mod tests {
             let path = dir.join(name);
             Config::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+        // The commented defaults file says exactly what the embedded defaults are.
+        let shipped = Config::load(Some(&dir.join("dmqnode.yaml")), &[]).expect("defaults file");
+        let embedded = Config::load(None, &[]).expect("embedded defaults");
+        assert_eq!(shipped.to_yaml(), embedded.to_yaml());
     }
 }

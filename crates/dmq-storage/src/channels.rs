@@ -40,13 +40,15 @@ impl Channels {
     /// The channel called `name`, created (unsubscribed, empty, with a ring of
     /// [`ChannelSizes::size_for`] bytes) if it does not exist yet.
     pub fn get_or_create(&mut self, name: &str) -> &mut Channel {
-        // The entry API needs an owned key even on a hit; the one short
-        // allocation is the price of a lookup that cannot fail (a
-        // get_mut-then-insert fallback is rejected by the borrow checker).
-        let sizes = &self.sizes;
+        // Two lookups on a miss rather than the entry API, which would allocate
+        // an owned key on every call, hits included (the push path).
+        if !self.map.contains_key(name) {
+            let channel = Channel::new(name, self.sizes.size_for(name));
+            self.map.insert(name.to_owned(), channel);
+        }
         self.map
-            .entry(name.to_owned())
-            .or_insert_with(|| Channel::new(name, sizes.size_for(name)))
+            .get_mut(name)
+            .expect("the channel is in the map: it was there or was just inserted")
     }
 
     /// Removes the channel called `name` and returns it (with its storages).

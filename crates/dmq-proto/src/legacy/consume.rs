@@ -1,0 +1,34 @@
+//! Consume (6): `str channel`. After a 200 status the node streams records (arrays)
+//! until the channel is removed, then sends the empty array; the client cannot stop
+//! it in-band.
+
+use super::wire::{encode_array, Reader};
+use super::{DecodeError, Request};
+
+pub(super) fn decode<'a>(reader: &mut Reader<'a>) -> Result<Request<'a>, DecodeError> {
+    let channel = reader.array()?;
+    Ok(Request::Consume { channel })
+}
+
+pub(super) fn encode(out: &mut Vec<u8>, channel: &[u8]) {
+    encode_array(out, channel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::assert_round_trip;
+    use super::*;
+
+    #[test]
+    fn wire_bytes() {
+        let bytes = assert_round_trip(&Request::Consume { channel: b"ch" });
+        assert_eq!(bytes, [6, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'c', b'h']);
+    }
+
+    #[test]
+    fn round_trips_and_every_truncation_is_incomplete() {
+        for channel in [&b""[..], b"x", b"a.b", b"sub@ch", &[0xFF; 300]] {
+            assert_round_trip(&Request::Consume { channel });
+        }
+    }
+}
