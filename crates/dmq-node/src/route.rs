@@ -279,7 +279,7 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
             } => shard.borrow_mut().consume_poll(consumer, max_bytes, reply),
         }
         handled = handled.wrapping_add(1);
-        if handled % 256 == 0 {
+        if handled.is_multiple_of(256) {
             glommio::yield_if_needed().await;
         }
     }

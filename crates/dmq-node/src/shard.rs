@@ -6,6 +6,7 @@
 //! local connections directly and by other shards through [`crate::route`].
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use dmq_storage::{ChannelSizes, Channels, PopError, StorageError};
 use futures_channel::oneshot;
@@ -53,8 +54,8 @@ struct Waiter {
 }
 
 struct Consumer {
-    channel: String,
-    subscriber: String,
+    channel: Rc<str>,
+    subscriber: Rc<str>,
     waiter: Option<Waiter>,
     /// Set when the channel is removed while no poll was waiting.
     finished: bool,
@@ -107,7 +108,7 @@ impl Shard {
     /// then wakes a waiting consumer.
     pub fn push(&mut self, channel: &str, value: &[u8]) -> Result<(), PushError> {
         let ch = self.channels.get_or_create(channel);
-        let fanout = ch.storages().count() as u64;
+        let fanout = ch.storage_count() as u64;
         match ch.push(value) {
             Ok(()) => {
                 self.counters.pushed_records += fanout;
@@ -139,7 +140,7 @@ impl Shard {
         let mut result = Ok(());
         {
             let ch = self.channels.get_or_create(channel);
-            let fanout = ch.storages().count() as u64;
+            let fanout = ch.storage_count() as u64;
             for record in EncodedRecords(records) {
                 match ch.push(record) {
                     Ok(()) => {
@@ -242,8 +243,8 @@ impl Shard {
         self.consumers.insert(
             id,
             Consumer {
-                channel: channel.to_owned(),
-                subscriber: subscriber.to_owned(),
+                channel: channel.into(),
+                subscriber: subscriber.into(),
                 waiter: None,
                 finished: false,
             },
@@ -290,10 +291,10 @@ impl Shard {
     /// waiting is dropped unanswered: nothing was popped for it.
     pub fn consume_stop(&mut self, id: ConsumerId) {
         if let Some(consumer) = self.consumers.remove(&id) {
-            if let Some(ids) = self.by_channel.get_mut(&consumer.channel) {
+            if let Some(ids) = self.by_channel.get_mut(&*consumer.channel) {
                 ids.retain(|&other| other != id);
                 if ids.is_empty() {
-                    self.by_channel.remove(&consumer.channel);
+                    self.by_channel.remove(&*consumer.channel);
                 }
             }
         }
@@ -323,15 +324,15 @@ impl Shard {
     /// After a push: hand records to waiting consumers, round-robin, one consumer
     /// per subscriber storage at a time, until the storages or the waiters run out.
     fn wake_consumers(&mut self, channel: &str) {
-        let Some(ids) = self.by_channel.get(channel) else {
+        let Some(n) = self.by_channel.get(channel).map(Vec::len) else {
             return;
         };
-        let ids = ids.clone();
         let start = self.cursor.get(channel).copied().unwrap_or(0);
-        let n = ids.len();
         for step in 0..n {
             let index = (start + step) % n;
-            let id = ids[index];
+            let Some(&id) = self.by_channel.get(channel).and_then(|ids| ids.get(index)) else {
+                return;
+            };
             let Some(consumer) = self.consumers.get_mut(&id) else {
                 continue;
             };
@@ -345,7 +346,11 @@ impl Shard {
             match self.take_records(channel, &subscriber, waiter.max_bytes) {
                 Some(result) => {
                     let _ = waiter.reply.send(result);
-                    self.cursor.insert(channel.to_owned(), (index + 1) % n);
+                    if let Some(cursor) = self.cursor.get_mut(channel) {
+                        *cursor = (index + 1) % n;
+                    } else {
+                        self.cursor.insert(channel.to_owned(), (index + 1) % n);
+                    }
                 }
                 None => {
                     if let Some(consumer) = self.consumers.get_mut(&id) {

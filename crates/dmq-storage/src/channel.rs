@@ -172,6 +172,14 @@ impl Channel {
         single.into_iter().chain(subs)
     }
 
+    /// How many storages a push writes to (1 when unsubscribed).
+    pub fn storage_count(&self) -> usize {
+        match &self.mode {
+            Mode::Unsubscribed(_) => 1,
+            Mode::Subscribed(subs) => subs.len(),
+        }
+    }
+
     /// Records summed over all storages.
     pub fn records(&self) -> usize {
         self.storage_values().map(Storage::len).sum()
