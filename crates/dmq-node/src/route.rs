@@ -45,9 +45,10 @@ pub enum Op {
         channel: String,
         value: Vec<u8>,
     },
-    /// A run of records encoded `u64 len + bytes` (a Produce batch).
+    /// A run of records encoded `u64 len + bytes` (a Produce batch), each to
+    /// every channel in list order.
     PushEncoded {
-        channel: String,
+        channels: Vec<String>,
         records: Vec<u8>,
     },
     Pop {
@@ -74,6 +75,8 @@ pub enum Op {
 pub enum OpResult {
     Done,
     Push(Result<(), PushError>),
+    /// A Produce batch: `Err(i)` = the i-th channel of the op refused a record.
+    Produced(Result<(), usize>),
     Pop(PopOutcome),
     Consumer(ConsumerId),
 }
@@ -83,11 +86,9 @@ impl Shard {
     pub fn apply(&mut self, op: Op) -> OpResult {
         match op {
             Op::Push { channel, value } => OpResult::Push(self.push(&channel, &value)),
-            Op::PushEncoded { channel, records } => OpResult::Push(
-                self.push_encoded(&channel, &records)
-                    .map(drop)
-                    .map_err(|(_, e)| e),
-            ),
+            Op::PushEncoded { channels, records } => {
+                OpResult::Produced(self.push_encoded(&channels, &records))
+            }
             Op::Pop { channel, create } => OpResult::Pop(self.pop(&channel, create)),
             Op::Create { channel } => {
                 self.create(&channel);

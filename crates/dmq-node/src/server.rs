@@ -60,6 +60,11 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let sizes = config.channel_sizes()?;
 
+    // Signals first: once the addresses are printed, a SIGTERM must already mean
+    // a clean shutdown.
+    let shutdown = Arc::new(Shutdown::default());
+    spawn_signal_thread(shutdown.clone())?;
+
     let legacy = match config.legacy_addr() {
         Some(addr) => Some(
             listener::bind(addr, shards, config.server.backlog)
@@ -71,9 +76,6 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         shards,
         legacy: legacy.as_ref().map(|l| l.addr),
     });
-
-    let shutdown = Arc::new(Shutdown::default());
-    spawn_signal_thread(shutdown.clone())?;
 
     let mut legacy_fds: Vec<Option<OwnedFd>> = match legacy {
         Some(l) => l.sockets.into_iter().map(Some).collect(),
@@ -183,8 +185,12 @@ fn spawn_signal_thread(shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
                     crate::logging::reopen();
                     continue;
                 }
-                tracing::info!(signal, "shutting down on signal");
-                shutdown.trigger();
+                if shutdown.is_triggered() {
+                    tracing::info!(signal, "already shutting down");
+                } else {
+                    tracing::info!(signal, "shutting down on signal");
+                    shutdown.trigger();
+                }
             }
         })
         .context("cannot start the signal thread")?;

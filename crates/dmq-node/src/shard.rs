@@ -128,23 +128,26 @@ impl Shard {
         }
     }
 
-    /// Pushes a run of records encoded as `u64 len + bytes` each (a Produce batch).
-    /// Stops at the first record that does not fit and returns how many were
-    /// pushed with the error; records after it are not pushed.
-    pub fn push_encoded(
+    /// Pushes a run of records encoded as `u64 len + bytes` each (a Produce or
+    /// ProduceMulti batch): each record to every channel of `channels` in list
+    /// order (a name listed twice gets every record twice in a row), then the
+    /// next record. Stops at the first record a channel cannot take and returns
+    /// that channel's position in `channels`; later records are not pushed.
+    pub fn push_encoded<S: AsRef<str>>(
         &mut self,
-        channel: &str,
+        channels: &[S],
         records: &[u8],
-    ) -> Result<usize, (usize, PushError)> {
-        let mut pushed = 0;
+    ) -> Result<(), usize> {
         let mut result = Ok(());
-        {
-            let ch = self.channels.get_or_create(channel);
-            let fanout = ch.storage_count() as u64;
-            for record in EncodedRecords(records) {
+        let mut pushed = false;
+        'records: for record in EncodedRecords(records) {
+            for (index, channel) in channels.iter().enumerate() {
+                let channel = channel.as_ref();
+                let ch = self.channels.get_or_create(channel);
+                let fanout = ch.storage_count() as u64;
                 match ch.push(record) {
                     Ok(()) => {
-                        pushed += 1;
+                        pushed = true;
                         self.counters.pushed_records += fanout;
                         self.counters.pushed_bytes += fanout * record.len() as u64;
                     }
@@ -155,16 +158,22 @@ impl Shard {
                             bytes = len,
                             "produced record refused: it does not fit in the channel's memory ring"
                         );
-                        result = Err(PushError::Full);
-                        break;
+                        result = Err(index);
+                        break 'records;
                     }
                 }
             }
         }
-        if pushed > 0 {
-            self.wake_consumers(channel);
+        if pushed {
+            for (index, channel) in channels.iter().enumerate() {
+                let channel = channel.as_ref();
+                // Once per distinct channel.
+                if channels[..index].iter().all(|c| c.as_ref() != channel) {
+                    self.wake_consumers(channel);
+                }
+            }
         }
-        result.map(|()| pushed).map_err(|e| (pushed, e))
+        result
     }
 
     /// Pops one record of an unsubscribed channel. `create` makes a missing channel
@@ -461,9 +470,21 @@ mod tests {
     fn produce_batch_stops_at_a_full_ring() {
         let mut s = Shard::new(ChannelSizes::new(40, Vec::new()).expect("sizes"));
         let batch = encoded(&[b"0123456789", b"0123456789", b"0123456789"]);
-        assert_eq!(s.push_encoded("c", &batch), Err((2, PushError::Full)));
+        assert_eq!(s.push_encoded(&["c"], &batch), Err(0));
         assert_eq!(s.counters.refused_full, 1);
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"0123456789".to_vec()));
+    }
+
+    #[test]
+    fn produce_multi_pushes_each_record_to_every_listed_channel_in_turn() {
+        let mut s = shard();
+        let batch = encoded(&[b"1", b"2"]);
+        assert_eq!(s.push_encoded(&["a", "b", "a"], &batch), Ok(()));
+        for expected in [b"1", b"1", b"2", b"2"] {
+            assert_eq!(s.pop("a", false), PopOutcome::Value(expected.to_vec()));
+        }
+        assert_eq!(s.pop("a", false), PopOutcome::Empty);
+        assert_eq!(s.pop("b", false), PopOutcome::Value(b"1".to_vec()));
     }
 
     #[test]

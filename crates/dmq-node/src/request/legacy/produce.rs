@@ -117,29 +117,27 @@ async fn apply(
     let mut refused = None;
     for (shard, channels) in by_shard {
         if router.is_local(*shard) {
-            let mut state = router.local().borrow_mut();
-            for channel in channels {
-                if state.push_encoded(channel, run).is_err() {
-                    refused.get_or_insert_with(|| channel.clone());
-                }
+            let result = router.local().borrow_mut().push_encoded(channels, run);
+            if let Err(index) = result {
+                refused.get_or_insert_with(|| channels[index].clone());
             }
         } else {
-            let ops = channels
-                .iter()
-                .map(|channel| Op::PushEncoded {
-                    channel: channel.clone(),
-                    records: run.to_vec(),
-                })
-                .collect();
-            pending.push((*shard, channels, router.submit(*shard, ops).await?));
+            let op = Op::PushEncoded {
+                channels: channels.clone(),
+                records: run.to_vec(),
+            };
+            pending.push((*shard, channels, router.submit(*shard, vec![op]).await?));
         }
     }
     for (shard, channels, answer) in pending {
         let results = answer.await.map_err(|_| crate::route::ShardGone(shard))?;
-        for (channel, result) in channels.iter().zip(results) {
-            if !matches!(result, OpResult::Push(Ok(()))) {
-                refused.get_or_insert_with(|| channel.clone());
+        match results.first() {
+            Some(OpResult::Produced(Ok(()))) => {}
+            Some(OpResult::Produced(Err(index))) => {
+                let channel = channels.get(*index).map_or("?", String::as_str);
+                refused.get_or_insert_with(|| channel.to_owned());
             }
+            _ => return Err(crate::route::ShardGone(shard).into()),
         }
     }
     conn.input.consume(len);
