@@ -124,9 +124,19 @@ fn echo(args: &[String]) {
                 // code + channel array + value array
                 loop {
                     let rest = &buf[pos..have];
-                    let Some(clen) = rest.get(4..12).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize) else { break };
+                    let Some(clen) = rest
+                        .get(4..12)
+                        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                    else {
+                        break;
+                    };
                     let vstart = 12 + clen;
-                    let Some(vlen) = rest.get(vstart..vstart + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize) else { break };
+                    let Some(vlen) = rest
+                        .get(vstart..vstart + 8)
+                        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                    else {
+                        break;
+                    };
                     let total = vstart + 8 + vlen;
                     if rest.len() < total {
                         break;
