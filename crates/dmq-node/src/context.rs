@@ -1,27 +1,45 @@
-//! What every task of one shard shares: the config, the router (and through it
-//! the shard's own channels), and the process-wide shutdown signal.
+//! What the tasks of a shard share: the config, the router (and through it the
+//! shard's own channels), and the process-wide [`NodeShared`].
 //!
-//! One per shard, created when the shard's executor starts, shared by `Rc`.
+//! One `ShardContext` per shard, created when the shard's executor starts and
+//! shared by `Rc`; one `NodeShared` per process, shared by `Arc`.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::credentials::CredentialStore;
+use crate::listener::ConnectionCount;
 use crate::route::Router;
 use crate::shutdown::Shutdown;
+
+/// State of the whole process, touched off the hot path only (accept, close,
+/// authentication, shutdown).
+#[derive(Debug)]
+pub struct NodeShared {
+    pub shutdown: Shutdown,
+    pub legacy_connections: Arc<ConnectionCount>,
+    pub neo_connections: Arc<ConnectionCount>,
+    pub credentials: CredentialStore,
+    pub nr_shards: usize,
+}
 
 pub struct ShardContext {
     pub config: Arc<Config>,
     pub router: Router,
-    pub shutdown: Arc<Shutdown>,
+    pub node: Arc<NodeShared>,
 }
 
 impl ShardContext {
-    pub fn new(config: Arc<Config>, router: Router, shutdown: Arc<Shutdown>) -> Rc<ShardContext> {
+    pub fn new(config: Arc<Config>, router: Router, node: Arc<NodeShared>) -> Rc<ShardContext> {
         Rc::new(ShardContext {
             config,
             router,
-            shutdown,
+            node,
         })
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.node.shutdown
     }
 }

@@ -8,8 +8,10 @@
 //! [`request`] (one handler file per request), [`logging`], [`shutdown`],
 //! [`context`] (what a shard's tasks share).
 
+pub mod admin;
 pub mod config;
 pub mod context;
+pub mod credentials;
 pub mod legacy;
 pub mod listener;
 pub mod logging;

@@ -68,7 +68,7 @@ struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.count.0.fetch_sub(1, Ordering::SeqCst);
-        self.ctx.shutdown.connection_closed();
+        self.ctx.shutdown().connection_closed();
     }
 }
 
@@ -91,7 +91,7 @@ pub async fn accept_loop<F, Fut>(
         unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd.into_raw_fd()) };
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
+            ctx.shutdown().wait().await;
             None
         })
         .await;
@@ -115,7 +115,7 @@ pub async fn accept_loop<F, Fut>(
             drop(stream);
             continue;
         }
-        ctx.shutdown.connection_opened();
+        ctx.shutdown().connection_opened();
         let slot = Slot {
             count: count.clone(),
             ctx: ctx.clone(),

@@ -18,7 +18,7 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::GlommioError;
 
-use crate::shard::{ConsumerId, PollResult, PopOutcome, PushError, Shard};
+use crate::shard::{ConsumerId, PollResult, PopOutcome, PushError, Shard, ShardSnapshot};
 
 /// Index of a shard (= executor = core).
 pub type ShardId = usize;
@@ -68,6 +68,8 @@ pub enum Op {
     ConsumeStop {
         consumer: ConsumerId,
     },
+    /// Report the shard's storages and counters (admin socket, stats).
+    Snapshot,
 }
 
 /// The answer to one [`Op`], in the same position of the batch.
@@ -79,6 +81,7 @@ pub enum OpResult {
     Produced(Result<(), usize>),
     Pop(PopOutcome),
     Consumer(ConsumerId),
+    Snapshot(Box<ShardSnapshot>),
 }
 
 impl Shard {
@@ -106,6 +109,7 @@ impl Shard {
                 self.consume_stop(consumer);
                 OpResult::Done
             }
+            Op::Snapshot => OpResult::Snapshot(Box::new(self.snapshot())),
         }
     }
 }

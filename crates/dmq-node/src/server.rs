@@ -14,10 +14,12 @@ use anyhow::Context as _;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::admin;
 use crate::config::Config;
-use crate::context::ShardContext;
+use crate::context::{NodeShared, ShardContext};
+use crate::credentials::CredentialStore;
 use crate::legacy;
-use crate::listener::{self, ConnectionCount};
+use crate::listener;
 use crate::route::{self, Router, ShardMsg};
 use crate::shard::Shard;
 use crate::shutdown::Shutdown;
@@ -60,10 +62,17 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let sizes = config.channel_sizes()?;
 
+    let credentials = CredentialStore::load(&config.server.credentials)?;
+    let node = Arc::new(NodeShared {
+        shutdown: Shutdown::default(),
+        legacy_connections: Arc::default(),
+        neo_connections: Arc::default(),
+        credentials,
+        nr_shards: shards,
+    });
     // Signals first: once the addresses are printed, a SIGTERM must already mean
     // a clean shutdown.
-    let shutdown = Arc::new(Shutdown::default());
-    spawn_signal_thread(shutdown.clone())?;
+    spawn_signal_thread(node.clone())?;
 
     let legacy = match config.legacy_addr() {
         Some(addr) => Some(
@@ -72,16 +81,18 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         ),
         None => None,
     };
-    on_bound(&Bound {
+    let bound = Bound {
         shards,
         legacy: legacy.as_ref().map(|l| l.addr),
-    });
+    };
+    // Shard 0 binds the admin socket (glommio's UNIX listener must be made on
+    // its executor) and reports here before the node announces itself.
+    let (admin_ready, admin_bound) = std::sync::mpsc::channel::<Result<(), String>>();
 
     let mut legacy_fds: Vec<Option<OwnedFd>> = match legacy {
         Some(l) => l.sockets.into_iter().map(Some).collect(),
         None => (0..shards).map(|_| None).collect(),
     };
-    let legacy_count = Arc::new(ConnectionCount::default());
     let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_DEPTH);
     let pin = shards <= cpus.len();
     let spin = Duration::from_micros(config.performance.spin_before_park_us);
@@ -94,11 +105,11 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
             Placement::Unbound
         };
         let config = config.clone();
-        let shutdown = shutdown.clone();
+        let node = node.clone();
         let sizes = sizes.clone();
         let legacy_fd = legacy_fds[id].take();
-        let legacy_count = legacy_count.clone();
         let mesh = mesh.clone();
+        let admin_ready = admin_ready.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("dmq-shard-{id}"))
             .spin_before_park(spin)
@@ -117,7 +128,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     None
                 };
                 let router = Router::new(id, shards, shard.clone(), senders);
-                let ctx = ShardContext::new(config.clone(), router, shutdown.clone());
+                let ctx = ShardContext::new(config.clone(), router, node.clone());
                 let limit = config.server.connection_limit as usize;
                 let mut accepting = Vec::new();
                 if let Some(fd) = legacy_fd {
@@ -125,29 +136,64 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                         fd,
                         "legacy",
                         limit,
-                        legacy_count,
+                        node.legacy_connections.clone(),
                         ctx.clone(),
                         |stream, ctx| legacy::Connection::new(stream, ctx).run(),
                     )));
                 }
+                if id == 0 {
+                    let path = config.server.unix_socket_path.clone();
+                    if path.as_os_str().is_empty() {
+                        let _ = admin_ready.send(Ok(()));
+                    } else {
+                        match admin::bind(&path) {
+                            Ok(socket) => {
+                                let _ = admin_ready.send(Ok(()));
+                                accepting.push(glommio::spawn_local(admin::serve(
+                                    socket,
+                                    path,
+                                    ctx.clone(),
+                                )));
+                            }
+                            Err(e) => {
+                                let _ = admin_ready.send(Err(format!(
+                                    "cannot listen on {} (server.unix_socket_path): {e}",
+                                    path.display()
+                                )));
+                            }
+                        }
+                    }
+                }
+                drop(admin_ready);
                 tracing::debug!(shard = id, "shard started");
-                shutdown.wait().await;
+                node.shutdown.wait().await;
                 for task in accepting {
                     task.await;
                 }
-                drain(&shutdown, id).await;
+                drain(&node.shutdown, id).await;
                 tracing::debug!(shard = id, "shard stopped");
                 anyhow::Ok(())
             })
             .map_err(|e| anyhow::anyhow!("cannot start the executor of shard {id}: {e}"))?;
         handles.push(handle);
     }
-    let mut result = Ok(());
+    drop(admin_ready);
+    let mut result = match admin_bound.recv() {
+        Ok(Ok(())) => {
+            on_bound(&bound);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+        Err(_) => Err(anyhow::anyhow!("shard 0 stopped before it was ready")),
+    };
+    if result.is_err() {
+        node.shutdown.trigger();
+    }
     for (id, handle) in handles.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(e) => result = Err(anyhow::anyhow!("shard {id} failed: {e}")),
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(e) => result = result.and(Err(anyhow::anyhow!("shard {id} failed: {e}"))),
         }
     }
     tracing::info!("shut down");
@@ -173,7 +219,7 @@ async fn drain(shutdown: &Shutdown, id: usize) {
 
 /// SIGINT, SIGTERM and SIGQUIT trigger the shutdown (once); SIGHUP is accepted
 /// (log files are reopened by the logging layer).
-fn spawn_signal_thread(shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
+fn spawn_signal_thread(node: Arc<NodeShared>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP])
         .context("cannot install signal handlers")?;
@@ -185,11 +231,11 @@ fn spawn_signal_thread(shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
                     crate::logging::reopen();
                     continue;
                 }
-                if shutdown.is_triggered() {
+                if node.shutdown.is_triggered() {
                     tracing::info!(signal, "already shutting down");
                 } else {
                     tracing::info!(signal, "shutting down on signal");
-                    shutdown.trigger();
+                    node.shutdown.trigger();
                 }
             }
         })

@@ -62,13 +62,36 @@ struct Consumer {
 }
 
 /// Counters a shard keeps for itself; read by stats and metrics.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ShardCounters {
     pub pushed_records: u64,
     pub pushed_bytes: u64,
     pub popped_records: u64,
     pub popped_bytes: u64,
     pub refused_full: u64,
+}
+
+/// One storage as the admin socket and stats report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageInfo {
+    /// `channel`, `subscriber@channel` or `@channel`.
+    pub name: String,
+    pub records_memory: usize,
+    /// Ring bytes in use, 8-byte headers included.
+    pub bytes_memory: usize,
+    pub capacity_bytes: usize,
+    pub records_overflow: usize,
+    /// Payload bytes on disk.
+    pub bytes_overflow: usize,
+}
+
+/// What a shard reports about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardSnapshot {
+    pub channels: usize,
+    pub consumers: usize,
+    pub storages: Vec<StorageInfo>,
+    pub counters: ShardCounters,
 }
 
 /// The channels owned by one shard and the consumers registered on them.
@@ -97,6 +120,33 @@ impl Shard {
 
     pub fn channels(&self) -> &Channels {
         &self.channels
+    }
+
+    /// Every storage with its figures, sorted by name.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        let mut storages: Vec<StorageInfo> = self
+            .channels
+            .iter()
+            .flat_map(|channel| channel.storages())
+            .map(|(name, storage)| {
+                let stats = storage.stats();
+                StorageInfo {
+                    name,
+                    records_memory: stats.records_memory,
+                    bytes_memory: stats.bytes_memory,
+                    capacity_bytes: stats.capacity_bytes,
+                    records_overflow: 0,
+                    bytes_overflow: 0,
+                }
+            })
+            .collect();
+        storages.sort_by(|a, b| a.name.cmp(&b.name));
+        ShardSnapshot {
+            channels: self.channels.len(),
+            consumers: self.consumers.len(),
+            storages,
+            counters: self.counters,
+        }
     }
 
     /// Creates the channel if missing (Produce, ProduceMulti, Consume start).

@@ -200,10 +200,10 @@ impl Connection {
     /// Reads until the buffer holds `needed` bytes from its start, or returns
     /// `Ok(false)` when the client closed the connection or the node shuts down.
     pub(crate) async fn read_or_shutdown(&mut self, needed: usize) -> Result<bool, ConnError> {
-        let shutdown = self.ctx.shutdown.clone();
+        let node = self.ctx.node.clone();
         let read = self.input.read_from(&mut self.stream, needed);
         let n = futures_lite::future::or(async { Some(read.await) }, async {
-            shutdown.wait().await;
+            node.shutdown.wait().await;
             None
         })
         .await;

@@ -57,7 +57,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
             };
             let event = future::or(async { Event::Polled(poll.as_mut().await) }, async {
                 future::or(input, async {
-                    ctx.shutdown.wait().await;
+                    ctx.shutdown().wait().await;
                     Event::Shutdown
                 })
                 .await
@@ -79,7 +79,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
             Event::Polled(Ok(PollResult::Records { buf, .. })) => {
                 conn.out().extend_from_slice(&buf);
                 conn.flush().await?;
-                if ctx.shutdown.is_triggered() {
+                if ctx.shutdown().is_triggered() {
                     return Ok(false);
                 }
             }
@@ -89,7 +89,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
                 return Ok(true);
             }
             Event::Polled(Err(gone)) => {
-                if ctx.shutdown.is_triggered() {
+                if ctx.shutdown().is_triggered() {
                     return Ok(false);
                 }
                 return Err(gone.into());
