@@ -9,11 +9,17 @@
 //!   (`push.rs`, `pop.rs`, `consume.rs`, `push_multi.rs`, `produce.rs`,
 //!   `produce_multi.rs`, `remove_channel.rs`, `get_num_connections.rs`), named as its
 //!   handler in `dmq-node`.
+//! - [`neo`]: the neo protocol (spec §3): message framing, the version handshake and
+//!   HMAC authentication (`neo/frame.rs`, `neo/auth.rs`), the request id, command and
+//!   SupportedStatus shared by all requests (`neo/request.rs`), and one file per request
+//!   (`neo/push.rs`, `neo/pop.rs`, `neo/consume.rs`).
 //!
 //! Decoding is done in two steps, as in mini-redis: [`legacy::check`] tells whether a
 //! whole request is at the start of a buffer without allocating, and [`legacy::parse`]
-//! returns it borrowed from the buffer. Every length prefix is checked against its
-//! limit before the bytes it announces are awaited.
+//! returns it borrowed from the buffer; the neo protocol does the same with
+//! [`neo::check_message`] and [`neo::parse_message`]. Every length prefix is checked
+//! against its limit before the bytes it announces are awaited.
 #![forbid(unsafe_code)]
 
 pub mod legacy;
+pub mod neo;
