@@ -362,6 +362,11 @@ impl Config {
         self.listen_addr(self.server.port)
     }
 
+    /// The listen address of the neo port, if enabled.
+    pub fn neo_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr(self.server.neoport)
+    }
+
     fn listen_addr(&self, port: u16) -> Option<std::net::SocketAddr> {
         let ip: IpAddr = self.server.address.parse().ok()?;
         (port != 0).then_some(std::net::SocketAddr::new(ip, port))

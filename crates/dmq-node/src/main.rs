@@ -46,8 +46,11 @@ fn main() -> ExitCode {
         if let Some(addr) = bound.legacy {
             println!("dmqnode: legacy protocol on {addr}");
         }
+        if let Some(addr) = bound.neo {
+            println!("dmqnode: neo protocol on {addr}");
+        }
         println!("dmqnode: serving with {} shard(s)", bound.shards);
-        tracing::info!(shards = bound.shards, legacy = ?bound.legacy, "dmqnode started");
+        tracing::info!(shards = bound.shards, legacy = ?bound.legacy, neo = ?bound.neo, "dmqnode started");
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,11 +18,11 @@ use crate::admin;
 use crate::config::Config;
 use crate::context::{NodeShared, ShardContext};
 use crate::credentials::CredentialStore;
-use crate::legacy;
 use crate::listener;
 use crate::route::{self, Router, ShardMsg};
 use crate::shard::Shard;
 use crate::shutdown::Shutdown;
+use crate::{legacy, neo};
 
 /// Depth of each shard-to-shard queue, in messages (each a batch of ops).
 pub const MESH_DEPTH: usize = 1024;
@@ -34,6 +34,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Bound {
     pub shards: usize,
     pub legacy: Option<std::net::SocketAddr>,
+    pub neo: Option<std::net::SocketAddr>,
 }
 
 /// The CPUs this process may run on, in order.
@@ -81,18 +82,30 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         ),
         None => None,
     };
+    let neo = match config.neo_addr() {
+        Some(addr) => Some(
+            listener::bind(addr, shards, config.server.backlog)
+                .with_context(|| format!("cannot listen on {addr} (server.neoport)"))?,
+        ),
+        None => None,
+    };
     let bound = Bound {
         shards,
         legacy: legacy.as_ref().map(|l| l.addr),
+        neo: neo.as_ref().map(|l| l.addr),
     };
     // Shard 0 binds the admin socket (glommio's UNIX listener must be made on
     // its executor) and reports here before the node announces itself.
     let (admin_ready, admin_bound) = std::sync::mpsc::channel::<Result<(), String>>();
 
-    let mut legacy_fds: Vec<Option<OwnedFd>> = match legacy {
-        Some(l) => l.sockets.into_iter().map(Some).collect(),
-        None => (0..shards).map(|_| None).collect(),
+    let per_shard = |bound: Option<listener::BoundListener>| -> Vec<Option<OwnedFd>> {
+        match bound {
+            Some(l) => l.sockets.into_iter().map(Some).collect(),
+            None => (0..shards).map(|_| None).collect(),
+        }
     };
+    let mut legacy_fds = per_shard(legacy);
+    let mut neo_fds = per_shard(neo);
     let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_DEPTH);
     let pin = shards <= cpus.len();
     let spin = Duration::from_micros(config.performance.spin_before_park_us);
@@ -108,6 +121,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         let node = node.clone();
         let sizes = sizes.clone();
         let legacy_fd = legacy_fds[id].take();
+        let neo_fd = neo_fds[id].take();
         let mesh = mesh.clone();
         let admin_ready = admin_ready.clone();
         let handle = LocalExecutorBuilder::new(placement)
@@ -139,6 +153,16 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                         node.legacy_connections.clone(),
                         ctx.clone(),
                         |stream, ctx| legacy::Connection::new(stream, ctx).run(),
+                    )));
+                }
+                if let Some(fd) = neo_fd {
+                    accepting.push(glommio::spawn_local(listener::accept_loop(
+                        fd,
+                        "neo",
+                        limit,
+                        node.neo_connections.clone(),
+                        ctx.clone(),
+                        |stream, ctx| neo::Connection::new(stream, ctx).run(),
                     )));
                 }
                 if id == 0 {

@@ -1,6 +1,7 @@
 //! Request handlers, one file per request, per protocol.
 
 pub mod legacy;
+pub mod neo;
 
 /// A valid channel name as `&str`, or `None` for a name the legacy protocol
 /// rejects with 409 (empty, or any byte outside `[A-Za-z0-9_-]`).

@@ -1,0 +1,49 @@
+//! Pop v1: one record; unlike legacy Pop, a missing channel is created and
+//! answers Empty. A subscribed channel answers Subscribed.
+//!
+//! Differs from the original on purpose (spec 10, Q3): an invalid channel name
+//! answers Error instead of creating a channel with that name.
+
+use std::rc::Rc;
+
+use dmq_proto::neo::PopRequest;
+use dmq_proto::neo::{PopReply, RequestId};
+
+use crate::neo::batch::{encode_pop, NeoBatch};
+use crate::neo::{Active, ConnShared};
+use crate::request::channel_name;
+use crate::route::Op;
+
+pub fn handle(
+    shared: &Rc<ConnShared>,
+    batch: &mut NeoBatch,
+    id: RequestId,
+    request: &PopRequest<'_>,
+) {
+    let Some(name) = channel_name(request.channel) else {
+        tracing::debug!(
+            client = %shared.client,
+            id,
+            channel = %String::from_utf8_lossy(request.channel),
+            "neo Pop refused: invalid channel name"
+        );
+        shared.outbox.push(|out| PopReply::Error.encode(out, id));
+        return;
+    };
+    let router = &shared.ctx.router;
+    let owner = router.owner(request.channel);
+    if router.is_local(owner) {
+        let outcome = router.local().borrow_mut().pop(name, true);
+        shared
+            .outbox
+            .push(|out| encode_pop(out, id, Some(&outcome)));
+    } else {
+        let op = Op::Pop {
+            channel: name.to_owned(),
+            create: true,
+        };
+        let index = batch.push_op(owner, op);
+        shared.active.insert(id, Active::Waiting);
+        batch.await_pop(id, owner, index);
+    }
+}
