@@ -20,10 +20,44 @@ struct Args {
     /// Validate the config, print the effective config as YAML, and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Tool>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Print a new neo credentials line `NAME:<256 hex digits>` (a random
+    /// 128-byte key) to append to the credentials file.
+    GenKey {
+        /// Client name: 1 to 100 printable ASCII characters, no spaces.
+        name: String,
+    },
+}
+
+/// `dmqnode gen-key NAME`.
+fn gen_key(name: &str) -> ExitCode {
+    let mut key = [0u8; dmq_proto::neo::KEY_LEN];
+    if let Err(e) = getrandom::getrandom(&mut key) {
+        eprintln!("dmqnode: no random source: {e}");
+        return ExitCode::from(1);
+    }
+    match dmq_proto::neo::format_credentials_line(name, &key) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dmqnode: invalid client name '{name}': {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Tool::GenKey { name }) = &args.command {
+        return gen_key(name);
+    }
     let config = match Config::load(args.config.as_deref(), &args.overrides) {
         Ok(config) => config,
         Err(e) => {
