@@ -73,10 +73,11 @@ impl Drop for Slot {
 }
 
 /// Accepts connections on this shard's socket until shutdown and runs `serve` on
-/// each in its own task.
+/// each in its own task. `no_delay` sets `TCP_NODELAY` on each connection.
 pub async fn accept_loop<F, Fut>(
     fd: OwnedFd,
     protocol: &'static str,
+    no_delay: bool,
     limit: usize,
     count: Arc<ConnectionCount>,
     ctx: Rc<ShardContext>,
@@ -120,7 +121,7 @@ pub async fn accept_loop<F, Fut>(
             count: count.clone(),
             ctx: ctx.clone(),
         };
-        if let Err(e) = configure(&stream, ctx.config.performance.no_delay) {
+        if let Err(e) = configure(&stream, no_delay) {
             tracing::debug!(protocol, "cannot set socket options: {e}");
         }
         let task = serve(stream, ctx.clone());

@@ -149,6 +149,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     accepting.push(glommio::spawn_local(listener::accept_loop(
                         fd,
                         "legacy",
+                        config.performance.no_delay,
                         limit,
                         node.legacy_connections.clone(),
                         ctx.clone(),
@@ -159,6 +160,8 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     accepting.push(glommio::spawn_local(listener::accept_loop(
                         fd,
                         "neo",
+                        // Always, as in the original (Q2): neo batches explicitly.
+                        true,
                         limit,
                         node.neo_connections.clone(),
                         ctx.clone(),
