@@ -20,7 +20,7 @@ use glommio::net::{UnixListener, UnixStream};
 
 use crate::context::ShardContext;
 use crate::request::channel_name;
-use crate::route::{Op, OpResult, ShardGone};
+use crate::route::Op;
 use crate::shard::ShardSnapshot;
 
 /// Longest command line accepted.
@@ -115,7 +115,7 @@ pub async fn execute(line: &str, ctx: &ShardContext) -> String {
             reply.push('\n');
             reply
         }
-        ("channels", []) => match snapshots(ctx).await {
+        ("channels", []) => match crate::metrics::gather(ctx, false).await {
             Ok(shards) => {
                 let mut reply = String::new();
                 let mut storages: Vec<_> = shards.iter().flat_map(|s| s.storages.iter()).collect();
@@ -151,7 +151,7 @@ pub async fn execute(line: &str, ctx: &ShardContext) -> String {
                 Err(e) => format!("Error: {e}\n"),
             }
         }
-        ("stats", []) => match snapshots(ctx).await {
+        ("stats", []) => match crate::metrics::gather(ctx, false).await {
             Ok(shards) => stats_reply(ctx, &shards),
             Err(e) => format!("Error: {e}\n"),
         },
@@ -161,18 +161,6 @@ pub async fn execute(line: &str, ctx: &ShardContext) -> String {
         ("remove-channel", _) => "Error: usage: remove-channel NAME\n".to_owned(),
         _ => "Command not found\n".to_owned(),
     }
-}
-
-/// Every shard's snapshot, in shard order.
-async fn snapshots(ctx: &ShardContext) -> Result<Vec<ShardSnapshot>, ShardGone> {
-    let mut all = Vec::with_capacity(ctx.node.nr_shards);
-    for shard in 0..ctx.node.nr_shards {
-        match ctx.router.call(shard, Op::Snapshot).await? {
-            OpResult::Snapshot(snapshot) => all.push(*snapshot),
-            _ => return Err(ShardGone(shard)),
-        }
-    }
-    Ok(all)
 }
 
 fn stats_reply(ctx: &ShardContext, shards: &[ShardSnapshot]) -> String {

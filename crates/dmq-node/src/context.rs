@@ -4,12 +4,14 @@
 //! One `ShardContext` per shard, created when the shard's executor starts and
 //! shared by `Rc`; one `NodeShared` per process, shared by `Arc`.
 
+use std::cell::Ref;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::credentials::CredentialStore;
 use crate::listener::ConnectionCount;
+use crate::metrics::probes::Probes;
 use crate::route::Router;
 use crate::shutdown::Shutdown;
 
@@ -41,5 +43,10 @@ impl ShardContext {
 
     pub fn shutdown(&self) -> &Shutdown {
         &self.node.shutdown
+    }
+
+    /// This shard's probes. Do not hold across an await.
+    pub fn probes(&self) -> Ref<'_, Probes> {
+        Ref::map(self.router.local().borrow(), |shard| &shard.probes)
     }
 }

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod legacy;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod neo;
 pub mod request;
 pub mod route;

@@ -83,6 +83,9 @@ fn main() -> ExitCode {
         if let Some(addr) = bound.neo {
             println!("dmqnode: neo protocol on {addr}");
         }
+        if let Some(addr) = bound.metrics {
+            println!("dmqnode: metrics on http://{addr}/metrics");
+        }
         println!("dmqnode: serving with {} shard(s)", bound.shards);
         tracing::info!(shards = bound.shards, legacy = ?bound.legacy, neo = ?bound.neo, "dmqnode started");
     });

@@ -68,12 +68,15 @@ pub enum Op {
     ConsumeStop {
         consumer: ConsumerId,
     },
-    /// Report the shard's storages and counters (admin socket, stats).
-    Snapshot,
+    /// Report the shard's storages and counters (admin socket, metrics, stats);
+    /// `true` starts a new max-active window.
+    Snapshot {
+        reset_max_active: bool,
+    },
 }
 
 /// The answer to one [`Op`], in the same position of the batch.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum OpResult {
     Done,
     Push(Result<(), PushError>),
@@ -109,7 +112,9 @@ impl Shard {
                 self.consume_stop(consumer);
                 OpResult::Done
             }
-            Op::Snapshot => OpResult::Snapshot(Box::new(self.snapshot())),
+            Op::Snapshot { reset_max_active } => {
+                OpResult::Snapshot(Box::new(self.snapshot(reset_max_active)))
+            }
         }
     }
 }
@@ -133,18 +138,8 @@ pub enum ShardMsg {
 #[error("shard {0} is gone (shutting down)")]
 pub struct ShardGone(pub ShardId);
 
-/// Per-shard routing counters (metrics read them).
-#[derive(Debug, Default)]
-pub struct RouteCounters {
-    pub local_ops: Cell<u64>,
-    pub remote_ops: Cell<u64>,
-    pub remote_messages: Cell<u64>,
-    /// Sends that found the mesh queue full and had to wait (backpressure).
-    pub mesh_full: Cell<u64>,
-}
-
 fn bump(c: &Cell<u64>, by: u64) {
-    c.set(c.get() + by);
+    c.set(c.get().wrapping_add(by));
 }
 
 /// Routes work from this shard's connections to the owning shards.
@@ -153,7 +148,6 @@ pub struct Router {
     nr_shards: usize,
     shard: Rc<RefCell<Shard>>,
     mesh: Option<Senders<ShardMsg>>,
-    pub counters: RouteCounters,
 }
 
 impl Router {
@@ -168,7 +162,6 @@ impl Router {
             nr_shards,
             shard,
             mesh,
-            counters: RouteCounters::default(),
         }
     }
 
@@ -193,8 +186,8 @@ impl Router {
     /// message. Results come back in the order of `ops`.
     pub async fn run(&self, shard: ShardId, ops: Vec<Op>) -> Result<Vec<OpResult>, ShardGone> {
         if self.is_local(shard) {
-            bump(&self.counters.local_ops, ops.len() as u64);
             let mut state = self.shard.borrow_mut();
+            bump(&state.probes.ops_local, ops.len() as u64);
             return Ok(ops.into_iter().map(|op| state.apply(op)).collect());
         }
         self.submit(shard, ops)
@@ -210,7 +203,7 @@ impl Router {
         shard: ShardId,
         ops: Vec<Op>,
     ) -> Result<oneshot::Receiver<Vec<OpResult>>, ShardGone> {
-        bump(&self.counters.remote_ops, ops.len() as u64);
+        bump(&self.shard.borrow().probes.ops_remote, ops.len() as u64);
         let (reply, answer) = oneshot::channel();
         self.send(shard, ShardMsg::Batch { ops, reply }).await?;
         Ok(answer)
@@ -250,11 +243,11 @@ impl Router {
 
     async fn send(&self, shard: ShardId, msg: ShardMsg) -> Result<(), ShardGone> {
         let mesh = self.mesh.as_ref().ok_or(ShardGone(shard))?;
-        bump(&self.counters.remote_messages, 1);
+        bump(&self.shard.borrow().probes.mesh_messages, 1);
         match mesh.try_send_to(shard, msg) {
             Ok(()) => Ok(()),
             Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(msg))) => {
-                bump(&self.counters.mesh_full, 1);
+                bump(&self.shard.borrow().probes.mesh_full, 1);
                 mesh.send_to(shard, msg).await.map_err(|_| ShardGone(shard))
             }
             Err(_) => Err(ShardGone(shard)),
@@ -267,6 +260,7 @@ impl Router {
 pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) {
     let mut handled: u32 = 0;
     while let Some(msg) = from.recv().await {
+        bump(&shard.borrow().probes.mesh_received, 1);
         match msg {
             ShardMsg::Batch { ops, reply } => {
                 let results = {

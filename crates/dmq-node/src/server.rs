@@ -35,6 +35,7 @@ pub struct Bound {
     pub shards: usize,
     pub legacy: Option<std::net::SocketAddr>,
     pub neo: Option<std::net::SocketAddr>,
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The CPUs this process may run on, in order.
@@ -89,10 +90,23 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         ),
         None => None,
     };
+    let metrics = match config.metrics.address.as_str() {
+        "" => None,
+        text => {
+            let addr: std::net::SocketAddr = text
+                .parse()
+                .with_context(|| format!("metrics.address '{text}'"))?;
+            Some(
+                listener::bind(addr, 1, config.server.backlog)
+                    .with_context(|| format!("cannot listen on {addr} (metrics.address)"))?,
+            )
+        }
+    };
     let bound = Bound {
         shards,
         legacy: legacy.as_ref().map(|l| l.addr),
         neo: neo.as_ref().map(|l| l.addr),
+        metrics: metrics.as_ref().map(|l| l.addr),
     };
     // Shard 0 binds the admin socket (glommio's UNIX listener must be made on
     // its executor) and reports here before the node announces itself.
@@ -106,6 +120,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let mut legacy_fds = per_shard(legacy);
     let mut neo_fds = per_shard(neo);
+    let mut metrics_fd = metrics.and_then(|l| l.sockets.into_iter().next());
     let mesh = MeshBuilder::<ShardMsg, _>::full(shards, MESH_DEPTH);
     let pin = shards <= cpus.len();
     let spin = Duration::from_micros(config.performance.spin_before_park_us);
@@ -122,6 +137,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         let sizes = sizes.clone();
         let legacy_fd = legacy_fds[id].take();
         let neo_fd = neo_fds[id].take();
+        let metrics_fd = if id == 0 { metrics_fd.take() } else { None };
         let mesh = mesh.clone();
         let admin_ready = admin_ready.clone();
         let handle = LocalExecutorBuilder::new(placement)
@@ -166,6 +182,12 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                         node.neo_connections.clone(),
                         ctx.clone(),
                         |stream, ctx| neo::Connection::new(stream, ctx).run(),
+                    )));
+                }
+                if let Some(fd) = metrics_fd {
+                    accepting.push(glommio::spawn_local(crate::metrics::http::serve(
+                        fd,
+                        ctx.clone(),
                     )));
                 }
                 if id == 0 {

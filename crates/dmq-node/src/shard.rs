@@ -11,6 +11,8 @@ use std::rc::Rc;
 use dmq_storage::{ChannelSizes, Channels, PopError, StorageError};
 use futures_channel::oneshot;
 
+use crate::metrics::probes::{Probes, ProbesSnapshot};
+
 /// Identifies a consumer on the shard that owns its channel.
 pub type ConsumerId = u64;
 
@@ -71,11 +73,19 @@ pub struct ShardCounters {
     pub refused_full: u64,
 }
 
-/// One storage as the admin socket and stats report it.
+/// One storage as the admin socket, metrics and stats report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageInfo {
     /// `channel`, `subscriber@channel` or `@channel`.
     pub name: String,
+    pub channel: String,
+    /// `None` for the storage of an unsubscribed channel.
+    pub subscriber: Option<String>,
+    /// Records and payload bytes written to / taken from this storage.
+    pub pushed_records: u64,
+    pub pushed_bytes: u64,
+    pub popped_records: u64,
+    pub popped_bytes: u64,
     pub records_memory: usize,
     /// Ring bytes in use, 8-byte headers included.
     pub bytes_memory: usize,
@@ -86,12 +96,15 @@ pub struct StorageInfo {
 }
 
 /// What a shard reports about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardSnapshot {
     pub channels: usize,
     pub consumers: usize,
     pub storages: Vec<StorageInfo>,
     pub counters: ShardCounters,
+    pub probes: ProbesSnapshot,
+    /// Seconds the shard's executor spent running tasks since it started.
+    pub busy_seconds: f64,
 }
 
 /// The channels owned by one shard and the consumers registered on them.
@@ -104,6 +117,8 @@ pub struct Shard {
     /// Round-robin position per channel.
     cursor: HashMap<String, usize>,
     pub counters: ShardCounters,
+    /// What this shard's connections did (requests, bytes, routing).
+    pub probes: Probes,
 }
 
 impl Shard {
@@ -115,6 +130,7 @@ impl Shard {
             next_consumer: 1,
             cursor: HashMap::new(),
             counters: ShardCounters::default(),
+            probes: Probes::default(),
         }
     }
 
@@ -122,15 +138,27 @@ impl Shard {
         &self.channels
     }
 
-    /// Every storage with its figures, sorted by name.
-    pub fn snapshot(&self) -> ShardSnapshot {
+    /// Every storage with its figures, sorted by name, and the shard's probes.
+    /// `reset_max_active` starts a new max-active window (stats.log does).
+    pub fn snapshot(&self, reset_max_active: bool) -> ShardSnapshot {
         let mut storages: Vec<StorageInfo> = self
             .channels
             .iter()
-            .flat_map(|channel| channel.storages())
-            .map(|(name, storage)| {
+            .flat_map(|channel| {
+                channel
+                    .storages()
+                    .map(move |(name, storage)| (channel.name(), name, storage))
+            })
+            .map(|(channel, name, storage)| {
                 let stats = storage.stats();
+                let subscriber = dmq_storage::split_storage_name(&name).0.map(str::to_owned);
                 StorageInfo {
+                    channel: channel.to_owned(),
+                    subscriber,
+                    pushed_records: stats.pushed_records,
+                    pushed_bytes: stats.pushed_bytes,
+                    popped_records: stats.popped_records,
+                    popped_bytes: stats.popped_bytes,
                     name,
                     records_memory: stats.records_memory,
                     bytes_memory: stats.bytes_memory,
@@ -146,6 +174,11 @@ impl Shard {
             consumers: self.consumers.len(),
             storages,
             counters: self.counters,
+            probes: self.probes.snapshot(reset_max_active),
+            busy_seconds: glommio::executor()
+                .executor_stats()
+                .executor_runtime()
+                .as_secs_f64(),
         }
     }
 

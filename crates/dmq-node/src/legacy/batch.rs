@@ -10,6 +10,9 @@
 
 use dmq_proto::legacy::{encode_array, encode_status, Status};
 
+use std::time::Instant;
+
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::route::{Op, OpResult, Router, ShardGone, ShardId};
 use crate::shard::{PopOutcome, PushError};
 
@@ -29,16 +32,25 @@ pub enum ReplyKind {
     Fixed(Status),
 }
 
+/// Which request a held reply answers and when it arrived (for its metrics).
+type Meta = (RequestKind, Instant);
+
 enum Held {
     /// Reply bytes already known, at `held[start..end]`.
-    Bytes { start: usize, end: usize },
+    Bytes {
+        start: usize,
+        end: usize,
+        meta: Meta,
+    },
     Remote {
+        meta: Meta,
         shard: ShardId,
         index: usize,
         kind: ReplyKind,
     },
     /// A PushMulti over several shards: 200 unless any part was refused.
     AllPushed {
+        meta: Meta,
         parts: Vec<(ShardId, usize)>,
         local_full: bool,
     },
@@ -56,6 +68,8 @@ pub struct Batch<'r> {
     ops: Vec<(ShardId, Vec<Op>)>,
     requests: usize,
     pops: usize,
+    /// The request being handled.
+    current: Meta,
 }
 
 impl<'r> Batch<'r> {
@@ -69,6 +83,7 @@ impl<'r> Batch<'r> {
             ops: Vec::new(),
             requests: 0,
             pops: 0,
+            current: (RequestKind::Push, Instant::now()),
         }
     }
 
@@ -81,22 +96,26 @@ impl<'r> Batch<'r> {
         self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS
     }
 
-    /// Counts one request (called once per handled request).
-    pub fn count_request(&mut self, is_pop: bool) {
+    /// Starts a request (called once per request, before its reply).
+    pub fn begin(&mut self, kind: RequestKind) {
         self.requests += 1;
-        self.pops += usize::from(is_pop);
+        self.pops += usize::from(kind == RequestKind::Pop);
+        self.current = (kind, Instant::now());
     }
 
     /// A reply known now: written at once, or held behind a remote one.
     pub fn reply(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
         if self.queue.is_empty() {
+            let at = self.out.len();
             encode(&mut self.out);
+            record(self.router, self.current, &self.out[at..]);
         } else {
             let start = self.held.len();
             encode(&mut self.held);
             self.queue.push(Held::Bytes {
                 start,
                 end: self.held.len(),
+                meta: self.current,
             });
         }
     }
@@ -108,7 +127,12 @@ impl<'r> Batch<'r> {
     /// Queues `op` for `shard` (not this one); its reply is made from its result.
     pub fn remote(&mut self, shard: ShardId, op: Op, kind: ReplyKind) {
         let index = self.push_op(shard, op);
-        self.queue.push(Held::Remote { shard, index, kind });
+        self.queue.push(Held::Remote {
+            meta: self.current,
+            shard,
+            index,
+            kind,
+        });
     }
 
     /// Queues `op` for `shard` and returns its position, for [`Batch::all_pushed`].
@@ -136,7 +160,11 @@ impl<'r> Batch<'r> {
                 Status::Ok
             });
         } else {
-            self.queue.push(Held::AllPushed { parts, local_full });
+            self.queue.push(Held::AllPushed {
+                meta: self.current,
+                parts,
+                local_full,
+            });
         }
     }
 
@@ -161,13 +189,27 @@ impl<'r> Batch<'r> {
                 .and_then(|(_, r)| r.get(index))
         };
         for held in std::mem::take(&mut self.queue) {
-            match held {
-                Held::Bytes { start, end } => self.out.extend_from_slice(&self.held[start..end]),
-                Held::Remote { shard, index, kind } => {
+            let at = self.out.len();
+            let meta = match held {
+                Held::Bytes { start, end, meta } => {
+                    self.out.extend_from_slice(&self.held[start..end]);
+                    meta
+                }
+                Held::Remote {
+                    meta,
+                    shard,
+                    index,
+                    kind,
+                } => {
                     let r = result(shard, index).ok_or(ShardGone(shard))?;
                     encode_result(&mut self.out, kind, r);
+                    meta
                 }
-                Held::AllPushed { parts, local_full } => {
+                Held::AllPushed {
+                    meta,
+                    parts,
+                    local_full,
+                } => {
                     let refused = local_full
                         || parts.iter().any(|&(shard, index)| {
                             matches!(result(shard, index), Some(OpResult::Push(Err(_))))
@@ -180,10 +222,41 @@ impl<'r> Batch<'r> {
                             Status::Ok
                         },
                     );
+                    meta
                 }
-            }
+            };
+            record(self.router, meta, &self.out[at..]);
         }
         Ok(self.out)
+    }
+}
+
+/// Counts a finished request by the status at the start of its reply.
+fn record(router: &Router, (kind, start): Meta, reply: &[u8]) {
+    let status = reply
+        .first_chunk::<4>()
+        .map_or("none", |code| status_label(i32::from_le_bytes(*code)));
+    router.local().borrow().probes.request_done(
+        Protocol::Legacy,
+        kind,
+        status,
+        Some(start.elapsed()),
+    );
+}
+
+/// The `status` label of a legacy status code.
+pub fn status_label(code: i32) -> &'static str {
+    match Status::from_code(code) {
+        Some(Status::Ok) => "200",
+        Some(Status::InvalidRequest) => "400",
+        Some(Status::WrongNode) => "404",
+        Some(Status::NotSupported) => "406",
+        Some(Status::OutOfMemory) => "407",
+        Some(Status::EmptyValue) => "408",
+        Some(Status::BadChannelName) => "409",
+        Some(Status::ValueTooBig) => "410",
+        Some(Status::Error) => "500",
+        None => "other",
     }
 }
 

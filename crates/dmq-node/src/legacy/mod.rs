@@ -16,6 +16,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::context::ShardContext;
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::request::legacy as handlers;
 use crate::route::ShardGone;
 use batch::Batch;
@@ -113,12 +114,12 @@ impl Connection {
                     }
                 }
                 Step::Stream(Stream::Produce(channel)) => {
-                    if !handlers::produce::run(self, vec![channel]).await? {
+                    if !handlers::produce::run(self, vec![channel], RequestKind::Produce).await? {
                         return Ok(());
                     }
                 }
                 Step::Stream(Stream::ProduceMulti(channels)) => {
-                    if !handlers::produce::run(self, channels).await? {
+                    if !handlers::produce::run(self, channels, RequestKind::ProduceMulti).await? {
                         return Ok(());
                     }
                 }
@@ -140,7 +141,13 @@ impl Connection {
                 Ok(parsed) => parsed,
                 Err(DecodeError::Incomplete { needed }) => break Step::Read(needed),
                 Err(DecodeError::UnknownCommand(code)) => {
-                    break Step::Close(ConnError::InvalidCommand(code))
+                    self.ctx.probes().request_done(
+                        Protocol::Legacy,
+                        RequestKind::Unsupported,
+                        "closed",
+                        None,
+                    );
+                    break Step::Close(ConnError::InvalidCommand(code));
                 }
                 Err(e) => break Step::Close(ConnError::TooLong(e)),
             };
@@ -185,6 +192,7 @@ impl Connection {
     /// Writes and clears the pending output.
     pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
         if !self.out.is_empty() {
+            self.ctx.probes().sent(Protocol::Legacy, self.out.len());
             self.stream.write_all(&self.out).await?;
             self.out.clear();
             self.input.shrink_if_idle();
@@ -219,7 +227,10 @@ impl Connection {
                 }
                 Ok(false)
             }
-            Some(Ok(_)) => Ok(true),
+            Some(Ok(n)) => {
+                self.ctx.probes().received(Protocol::Legacy, n);
+                Ok(true)
+            }
             Some(Err(e)) => Err(e.into()),
         }
     }

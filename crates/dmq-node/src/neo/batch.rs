@@ -4,20 +4,24 @@
 //! come in any order (the protocol is multiplexed).
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::neo::ConnShared;
 use crate::route::{Op, OpResult, ShardGone, ShardId};
 use crate::shard::PopOutcome;
 
 enum Pending {
     Push {
+        start: Instant,
         id: RequestId,
         parts: Vec<(ShardId, usize)>,
         local_failed: bool,
     },
     Pop {
+        start: Instant,
         id: RequestId,
         shard: ShardId,
         index: usize,
@@ -47,8 +51,15 @@ impl NeoBatch {
     }
 
     /// Request `id` is answered Pushed once every part succeeded.
-    pub fn await_push(&mut self, id: RequestId, parts: Vec<(ShardId, usize)>, local_failed: bool) {
+    pub fn await_push(
+        &mut self,
+        start: Instant,
+        id: RequestId,
+        parts: Vec<(ShardId, usize)>,
+        local_failed: bool,
+    ) {
         self.pending.push(Pending::Push {
+            start,
             id,
             parts,
             local_failed,
@@ -56,8 +67,13 @@ impl NeoBatch {
     }
 
     /// Request `id` is answered with the outcome of the pop at `(shard, index)`.
-    pub fn await_pop(&mut self, id: RequestId, shard: ShardId, index: usize) {
-        self.pending.push(Pending::Pop { id, shard, index });
+    pub fn await_pop(&mut self, start: Instant, id: RequestId, shard: ShardId, index: usize) {
+        self.pending.push(Pending::Pop {
+            start,
+            id,
+            shard,
+            index,
+        });
     }
 
     /// Sends the ops (waiting for room in the mesh: backpressure on the reader),
@@ -88,6 +104,7 @@ impl NeoBatch {
             for p in pending {
                 match p {
                     Pending::Push {
+                        start,
                         id,
                         parts,
                         local_failed,
@@ -102,14 +119,21 @@ impl NeoBatch {
                             PushStatus::Error
                         };
                         shared.outbox.push(|out| status.encode(out, id));
+                        record_push(&shared, status, start);
                         shared.active.remove(id);
                     }
-                    Pending::Pop { id, shard, index } => {
+                    Pending::Pop {
+                        start,
+                        id,
+                        shard,
+                        index,
+                    } => {
                         let outcome = match result(shard, index) {
                             Some(OpResult::Pop(outcome)) => Some(outcome),
                             _ => None,
                         };
-                        shared.outbox.push(|out| encode_pop(out, id, outcome));
+                        let label = encode_pop(&shared, id, outcome);
+                        record(&shared, RequestKind::Pop, label, start);
                         shared.active.remove(id);
                     }
                 }
@@ -120,14 +144,39 @@ impl NeoBatch {
     }
 }
 
-/// The neo Pop reply for an outcome (`None`: the owner did not answer).
-pub fn encode_pop(out: &mut Vec<u8>, id: RequestId, outcome: Option<&PopOutcome>) {
-    let reply = match outcome {
+/// Sends the neo Pop reply for an outcome (`None`: the owner did not answer)
+/// and returns its `status` label.
+pub fn encode_pop(
+    shared: &ConnShared,
+    id: RequestId,
+    outcome: Option<&PopOutcome>,
+) -> &'static str {
+    let (reply, label) = match outcome {
         // A zero-length record counts as Empty (spec 3.7); it is consumed.
-        Some(PopOutcome::Value(value)) if !value.is_empty() => PopReply::Popped(value),
-        Some(PopOutcome::Value(_) | PopOutcome::Empty | PopOutcome::NoChannel) => PopReply::Empty,
-        Some(PopOutcome::Subscribed) => PopReply::Subscribed,
-        None => PopReply::Error,
+        Some(PopOutcome::Value(value)) if !value.is_empty() => (PopReply::Popped(value), "popped"),
+        Some(PopOutcome::Value(_) | PopOutcome::Empty | PopOutcome::NoChannel) => {
+            (PopReply::Empty, "empty")
+        }
+        Some(PopOutcome::Subscribed) => (PopReply::Subscribed, "subscribed"),
+        None => (PopReply::Error, "error"),
     };
-    reply.encode(out, id);
+    shared.outbox.push(|out| reply.encode(out, id));
+    label
+}
+
+/// Counts a finished neo request.
+pub fn record(shared: &ConnShared, kind: RequestKind, status: &'static str, start: Instant) {
+    shared
+        .ctx
+        .probes()
+        .request_done(Protocol::Neo, kind, status, Some(start.elapsed()));
+}
+
+/// Counts a finished neo Push.
+pub fn record_push(shared: &ConnShared, status: PushStatus, start: Instant) {
+    let label = match status {
+        PushStatus::Pushed => "pushed",
+        PushStatus::Error => "error",
+    };
+    record(shared, RequestKind::Push, label, start);
 }

@@ -29,6 +29,7 @@ use glommio::net::TcpStream;
 
 use crate::context::ShardContext;
 use crate::legacy::Input;
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::request::neo as handlers;
 use crate::route::ShardGone;
 use batch::NeoBatch;
@@ -225,7 +226,11 @@ impl Connection {
         let (mut reader, mut writer) = futures_lite::io::split(self.stream);
         let writer_shared = shared.clone();
         let writer_task = glommio::spawn_local(async move {
-            let result = writer_shared.outbox.write_to(&mut writer).await;
+            let ctx = writer_shared.ctx.clone();
+            let result = writer_shared
+                .outbox
+                .write_to(&mut writer, |n| ctx.probes().sent(Protocol::Neo, n))
+                .await;
             let _ = writer.close().await;
             result
         });
@@ -395,7 +400,7 @@ where
         let abort = async { Some(Err(io::Error::other(shared.wait_abort().await))) };
         match read.or(abort).or(shutdown).await {
             Some(Ok(0)) => return Ok(()),
-            Some(Ok(_)) => {}
+            Some(Ok(n)) => ctx.probes().received(Protocol::Neo, n),
             Some(Err(e))
                 if e.kind() == io::ErrorKind::Other && shared.aborted.borrow().is_some() =>
             {
@@ -444,6 +449,14 @@ fn dispatch(
     }
     let request = match parse_start(payload)? {
         Start::Unsupported { command, status } => {
+            let label = match status {
+                SupportedStatus::RequestVersionNotSupported => "version_not_supported",
+                _ => "not_supported",
+            };
+            shared
+                .ctx
+                .probes()
+                .request_done(Protocol::Neo, RequestKind::Unsupported, label, None);
             tracing::debug!(
                 client = %shared.client,
                 code = command.code,
@@ -458,9 +471,10 @@ fn dispatch(
     shared
         .outbox
         .push(|out| SupportedStatus::RequestSupported.encode(out, id));
+    let start = std::time::Instant::now();
     match request {
-        NewRequest::Push(push) => handlers::push::handle(shared, batch, id, &push),
-        NewRequest::Pop(pop) => handlers::pop::handle(shared, batch, id, &pop),
+        NewRequest::Push(push) => handlers::push::handle(shared, batch, id, &push, start),
+        NewRequest::Pop(pop) => handlers::pop::handle(shared, batch, id, &pop, start),
         NewRequest::Consume(consume) => handlers::consume::start(shared, id, &consume),
     }
     Ok(())

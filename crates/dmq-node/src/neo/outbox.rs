@@ -70,7 +70,11 @@ impl Outbox {
 
     /// The writer task: sends whatever is pending, until closed and drained or
     /// the socket fails.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> std::io::Result<()> {
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        on_written: impl Fn(usize),
+    ) -> std::io::Result<()> {
         let mut spare = Vec::new();
         loop {
             if self.buf.borrow().is_empty() {
@@ -85,6 +89,7 @@ impl Outbox {
             }
             std::mem::swap(&mut *self.buf.borrow_mut(), &mut spare);
             let result = writer.write_all(&spare).await;
+            on_written(spare.len());
             self.pending
                 .set(self.pending.get().saturating_sub(spare.len()));
             spare.clear();
@@ -114,7 +119,7 @@ mod tests {
         assert_eq!(outbox.pending_bytes(), 6);
         outbox.close();
         let mut sink = futures_lite::io::Cursor::new(Vec::new());
-        futures_lite::future::block_on(outbox.write_to(&mut sink)).expect("write");
+        futures_lite::future::block_on(outbox.write_to(&mut sink, |_| ())).expect("write");
         assert_eq!(sink.into_inner(), b"abcdef");
         assert_eq!(outbox.pending_bytes(), 0);
     }

@@ -10,7 +10,9 @@
 use dmq_proto::legacy::{encode_status, encode_stream_end, Status};
 use futures_lite::future;
 
+use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardGone};
 use crate::shard::PollResult;
@@ -28,6 +30,9 @@ enum Event {
 /// connection goes on; `Ok(false)`: close the connection.
 pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnError> {
     let Some(name) = channel_name(&channel) else {
+        conn.ctx
+            .probes()
+            .request_done(Protocol::Legacy, RequestKind::Consume, "409", None);
         encode_status(conn.out(), Status::BadChannelName);
         conn.flush().await?;
         return Ok(true);
@@ -43,6 +48,12 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
         return Err(ShardGone(owner).into());
     };
     encode_status(conn.out(), Status::Ok);
+    {
+        let probes = ctx.probes();
+        probes.request_done(Protocol::Legacy, RequestKind::Consume, "200", None);
+        probes.request_started(Protocol::Legacy, RequestKind::Consume);
+    }
+    let _active = Active(&ctx);
     conn.flush().await?;
 
     loop {
@@ -66,7 +77,10 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
             match event {
                 // Bytes from a client that is not supposed to talk during a
                 // Consume: kept for after the stream, keep waiting.
-                Event::Input(Ok(n)) if n > 0 => continue,
+                Event::Input(Ok(n)) if n > 0 => {
+                    ctx.probes().received(Protocol::Legacy, n);
+                    continue;
+                }
                 Event::Shutdown => {
                     // Stop the consumer, then take what a poll already popped.
                     router.call(owner, Op::ConsumeStop { consumer }).await?;
@@ -102,5 +116,16 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
             }
             Event::Shutdown => return Ok(false),
         }
+    }
+}
+
+/// Counts the Consume as running for as long as it lives.
+struct Active<'a>(&'a ShardContext);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+            .probes()
+            .request_ended(Protocol::Legacy, RequestKind::Consume);
     }
 }

@@ -4,8 +4,9 @@
 use dmq_proto::legacy::Status;
 
 use crate::legacy::batch::Batch;
+use crate::metrics::probes::RequestKind;
 
 pub fn handle(batch: &mut Batch<'_>) {
-    batch.count_request(false);
+    batch.begin(RequestKind::GetNumConnections);
     batch.status(Status::NotSupported);
 }

@@ -9,18 +9,27 @@
 
 use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, StreamItem};
 
+use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardId};
 
 /// Runs the stream. `Ok(true)`: ended by the empty record, the connection goes
 /// on; `Ok(false)`: close it (the client went away or the node shuts down).
-pub async fn run(conn: &mut Connection, channels: Vec<Vec<u8>>) -> Result<bool, ConnError> {
+pub async fn run(
+    conn: &mut Connection,
+    channels: Vec<Vec<u8>>,
+    kind: RequestKind,
+) -> Result<bool, ConnError> {
     let mut names = Vec::with_capacity(channels.len());
     for raw in &channels {
         match channel_name(raw) {
             Some(name) => names.push(name.to_owned()),
             None => {
+                conn.ctx
+                    .probes()
+                    .request_done(Protocol::Legacy, kind, "409", None);
                 encode_status(conn.out(), Status::BadChannelName);
                 conn.flush().await?;
                 return Ok(true);
@@ -53,6 +62,12 @@ pub async fn run(conn: &mut Connection, channels: Vec<Vec<u8>>) -> Result<bool, 
         }
     }
     encode_status(conn.out(), Status::Ok);
+    {
+        let probes = ctx.probes();
+        probes.request_done(Protocol::Legacy, kind, "200", None);
+        probes.request_started(Protocol::Legacy, kind);
+    }
+    let _active = Active(&ctx, kind);
     conn.flush().await?;
 
     loop {
@@ -144,5 +159,14 @@ async fn apply(
     match refused {
         Some(channel) => Err(ConnError::ProduceRefused { channel }),
         None => Ok(()),
+    }
+}
+
+/// Counts the stream as running for as long as it lives.
+struct Active<'a>(&'a ShardContext, RequestKind);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.probes().request_ended(Protocol::Legacy, self.1);
     }
 }

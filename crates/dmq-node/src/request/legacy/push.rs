@@ -3,6 +3,7 @@
 use dmq_proto::legacy::Status;
 
 use crate::legacy::batch::{Batch, ReplyKind};
+use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
 use crate::route::Op;
 use crate::shard::PushError;
@@ -10,7 +11,7 @@ use crate::shard::PushError;
 /// Checks in the original's order: name (409), create the channel, empty value
 /// (408), so an empty Push still creates its channel.
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
-    batch.count_request(false);
+    batch.begin(RequestKind::Push);
     let Some(name) = channel_name(channel) else {
         batch.status(Status::BadChannelName);
         return;

@@ -4,6 +4,7 @@
 use dmq_proto::legacy::{ChannelList, Status};
 
 use crate::legacy::batch::Batch;
+use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
 use crate::route::Op;
 use crate::shard::PushError;
@@ -12,7 +13,7 @@ use crate::shard::PushError;
 /// the record goes to each channel on its owner shard and the reply waits for all
 /// of them: 200, or 407 if some channel's ring could not take it.
 pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
-    batch.count_request(false);
+    batch.begin(RequestKind::PushMulti);
     if channels.iter().any(|c| channel_name(c).is_none()) {
         batch.status(Status::BadChannelName);
         return;

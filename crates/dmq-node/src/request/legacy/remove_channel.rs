@@ -4,11 +4,12 @@
 use dmq_proto::legacy::Status;
 
 use crate::legacy::batch::{Batch, ReplyKind};
+use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
 use crate::route::Op;
 
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
-    batch.count_request(false);
+    batch.begin(RequestKind::RemoveChannel);
     let Some(name) = channel_name(channel) else {
         batch.status(Status::BadChannelName);
         return;

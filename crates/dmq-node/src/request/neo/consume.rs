@@ -29,6 +29,7 @@ use dmq_proto::neo::{
 use event_listener::Event;
 use futures_lite::FutureExt;
 
+use crate::metrics::probes::{Protocol, RequestKind};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardGone, ShardId};
@@ -100,6 +101,10 @@ pub fn start(shared: &Rc<ConnShared>, id: RequestId, request: &ConsumeRequest<'_
         shared
             .outbox
             .push(|out| ConsumeStatus::Error.encode(out, id));
+        shared
+            .ctx
+            .probes()
+            .request_done(Protocol::Neo, RequestKind::Consume, "error", None);
         return;
     };
     let inbox = Rc::new(Inbox::default());
@@ -139,7 +144,16 @@ struct Consume {
 
 impl Consume {
     async fn run(self) {
-        if let Err(e) = self.serve().await {
+        self.shared
+            .ctx
+            .probes()
+            .request_started(Protocol::Neo, RequestKind::Consume);
+        let result = self.serve().await;
+        self.shared
+            .ctx
+            .probes()
+            .request_ended(Protocol::Neo, RequestKind::Consume);
+        if let Err(e) = result {
             tracing::warn!(client = %self.shared.client, id = self.id, channel = %self.channel, "neo Consume: {e}");
         }
         self.shared.active.remove(self.id);
@@ -170,6 +184,8 @@ impl Consume {
         self.shared
             .outbox
             .push(|out| ConsumeStatus::Started.encode(out, self.id));
+        ctx.probes()
+            .request_done(Protocol::Neo, RequestKind::Consume, "started", None);
         let flush_after = Duration::from_millis(u64::from(ctx.config.performance.write_flush_ms));
 
         let mut poll: Option<PollFuture> = None;

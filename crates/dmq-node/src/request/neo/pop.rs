@@ -9,7 +9,10 @@ use std::rc::Rc;
 use dmq_proto::neo::PopRequest;
 use dmq_proto::neo::{PopReply, RequestId};
 
-use crate::neo::batch::{encode_pop, NeoBatch};
+use std::time::Instant;
+
+use crate::metrics::probes::RequestKind;
+use crate::neo::batch::{encode_pop, record, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::Op;
@@ -19,6 +22,7 @@ pub fn handle(
     batch: &mut NeoBatch,
     id: RequestId,
     request: &PopRequest<'_>,
+    start: Instant,
 ) {
     let Some(name) = channel_name(request.channel) else {
         tracing::debug!(
@@ -28,15 +32,15 @@ pub fn handle(
             "neo Pop refused: invalid channel name"
         );
         shared.outbox.push(|out| PopReply::Error.encode(out, id));
+        record(shared, RequestKind::Pop, "error", start);
         return;
     };
     let router = &shared.ctx.router;
     let owner = router.owner(request.channel);
     if router.is_local(owner) {
         let outcome = router.local().borrow_mut().pop(name, true);
-        shared
-            .outbox
-            .push(|out| encode_pop(out, id, Some(&outcome)));
+        let label = encode_pop(shared, id, Some(&outcome));
+        record(shared, RequestKind::Pop, label, start);
     } else {
         let op = Op::Pop {
             channel: name.to_owned(),
@@ -44,6 +48,6 @@ pub fn handle(
         };
         let index = batch.push_op(owner, op);
         shared.active.insert(id, Active::Waiting);
-        batch.await_pop(id, owner, index);
+        batch.await_pop(start, id, owner, index);
     }
 }

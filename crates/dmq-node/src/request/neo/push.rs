@@ -9,7 +9,9 @@ use std::rc::Rc;
 
 use dmq_proto::neo::{PushRequest, PushStatus, RequestId};
 
-use crate::neo::batch::NeoBatch;
+use std::time::Instant;
+
+use crate::neo::batch::{record_push, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::Op;
@@ -19,10 +21,14 @@ pub fn handle(
     batch: &mut NeoBatch,
     id: RequestId,
     request: &PushRequest<'_>,
+    start: Instant,
 ) {
     let value = request.value();
     let channels = request.channels();
-    let reply = |status: PushStatus| shared.outbox.push(|out| status.encode(out, id));
+    let reply = |status: PushStatus| {
+        shared.outbox.push(|out| status.encode(out, id));
+        record_push(shared, status, start);
+    };
     if value.is_empty() {
         tracing::debug!(client = %shared.client, id, "neo Push refused: empty value");
         reply(PushStatus::Error);
@@ -64,6 +70,6 @@ pub fn handle(
         });
     } else {
         shared.active.insert(id, Active::Waiting);
-        batch.await_push(id, parts, local_failed);
+        batch.await_push(start, id, parts, local_failed);
     }
 }
