@@ -22,3 +22,4 @@ pub mod route;
 pub mod server;
 pub mod shard;
 pub mod shutdown;
+pub mod stats;

@@ -70,6 +70,16 @@ impl<'a> MakeWriter<'a> for FileWriter {
     }
 }
 
+/// Counts log events by level for stats.log (`logged_*`).
+struct CountEvents;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let index = crate::stats::level_index(event.metadata().level());
+        crate::stats::LOGGED[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Sets up logging per the config. The level can be refined with `RUST_LOG`.
 pub fn init(config: &LogConfig) -> io::Result<()> {
     let filter = EnvFilter::try_from_default_env()
@@ -93,6 +103,7 @@ pub fn init(config: &LogConfig) -> io::Result<()> {
         .then(|| tracing_subscriber::fmt::layer().with_writer(io::stderr));
     tracing_subscriber::registry()
         .with(filter)
+        .with(CountEvents)
         .with(file_layer)
         .with(console_layer)
         .try_init()

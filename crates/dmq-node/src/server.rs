@@ -191,6 +191,14 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     )));
                 }
                 if id == 0 {
+                    accepting.push(glommio::spawn_local(crate::stats::run(ctx.clone())));
+                    if crate::stats::console::enabled(config.stats.console) {
+                        accepting.push(glommio::spawn_local(crate::stats::console::run(
+                            ctx.clone(),
+                        )));
+                    }
+                }
+                if id == 0 {
                     let path = config.server.unix_socket_path.clone();
                     if path.as_os_str().is_empty() {
                         let _ = admin_ready.send(Ok(()));
