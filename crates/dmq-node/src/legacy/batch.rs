@@ -12,7 +12,7 @@ use dmq_proto::legacy::{encode_array, encode_status, Status};
 
 use std::time::Instant;
 
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::route::{Op, OpResult, Router, ShardGone, ShardId};
 use crate::shard::{PopOutcome, PushError};
 
@@ -32,8 +32,8 @@ pub enum ReplyKind {
     Fixed(Status),
 }
 
-/// Which request a held reply answers and when it arrived (for its metrics).
-type Meta = (RequestKind, Instant);
+/// Which request a held reply answers (for its metrics).
+type Meta = RequestKind;
 
 enum Held {
     /// Reply bytes already known, at `held[start..end]`.
@@ -70,6 +70,11 @@ pub struct Batch<'r> {
     pops: usize,
     /// The request being handled.
     current: Meta,
+    /// When the batch's requests were parsed: every request of a batch is
+    /// timed from there to the batch's replies (two clock reads per batch).
+    started: Instant,
+    /// Requests per kind in this batch, for their timing.
+    timed: [u16; RequestKind::COUNT],
 }
 
 impl<'r> Batch<'r> {
@@ -83,7 +88,9 @@ impl<'r> Batch<'r> {
             ops: Vec::new(),
             requests: 0,
             pops: 0,
-            current: (RequestKind::Push, Instant::now()),
+            current: RequestKind::Push,
+            started: Instant::now(),
+            timed: [0; RequestKind::COUNT],
         }
     }
 
@@ -100,7 +107,8 @@ impl<'r> Batch<'r> {
     pub fn begin(&mut self, kind: RequestKind) {
         self.requests += 1;
         self.pops += usize::from(kind == RequestKind::Pop);
-        self.current = (kind, Instant::now());
+        self.current = kind;
+        self.timed[kind as usize] += 1;
     }
 
     /// A reply known now: written at once, or held behind a remote one.
@@ -171,9 +179,26 @@ impl<'r> Batch<'r> {
     /// Sends the remote ops (one message per shard, all sent before any answer is
     /// awaited), then writes every held reply in order. Returns the output.
     pub async fn finish(mut self) -> Result<Vec<u8>, ShardGone> {
-        if self.queue.is_empty() {
-            return Ok(self.out);
+        if !self.queue.is_empty() {
+            self.resolve_held().await?;
         }
+        if self.requests > 0 {
+            let took = self.started.elapsed();
+            let shard = self.router.local().borrow();
+            for kind in RequestKind::ALL {
+                let n = self.timed[kind as usize];
+                if n > 0 {
+                    shard
+                        .probes
+                        .time(Protocol::Legacy, kind, took, u64::from(n));
+                }
+            }
+        }
+        Ok(self.out)
+    }
+
+    /// Sends the remote ops and writes the held replies in order.
+    async fn resolve_held(&mut self) -> Result<(), ShardGone> {
         let mut pending = Vec::with_capacity(self.ops.len());
         for (shard, ops) in std::mem::take(&mut self.ops) {
             pending.push((shard, self.router.submit(shard, ops).await?));
@@ -227,37 +252,20 @@ impl<'r> Batch<'r> {
             };
             record(self.router, meta, &self.out[at..]);
         }
-        Ok(self.out)
+        Ok(())
     }
 }
 
 /// Counts a finished request by the status at the start of its reply.
-fn record(router: &Router, (kind, start): Meta, reply: &[u8]) {
-    let status = reply
-        .first_chunk::<4>()
-        .map_or("none", |code| status_label(i32::from_le_bytes(*code)));
-    router.local().borrow().probes.request_done(
-        Protocol::Legacy,
-        kind,
-        status,
-        Some(start.elapsed()),
-    );
-}
-
-/// The `status` label of a legacy status code.
-pub fn status_label(code: i32) -> &'static str {
-    match Status::from_code(code) {
-        Some(Status::Ok) => "200",
-        Some(Status::InvalidRequest) => "400",
-        Some(Status::WrongNode) => "404",
-        Some(Status::NotSupported) => "406",
-        Some(Status::OutOfMemory) => "407",
-        Some(Status::EmptyValue) => "408",
-        Some(Status::BadChannelName) => "409",
-        Some(Status::ValueTooBig) => "410",
-        Some(Status::Error) => "500",
-        None => "other",
-    }
+fn record(router: &Router, kind: Meta, reply: &[u8]) {
+    let outcome = reply.first_chunk::<4>().map_or(Outcome::OtherCode, |code| {
+        Outcome::legacy(i32::from_le_bytes(*code))
+    });
+    router
+        .local()
+        .borrow()
+        .probes
+        .count(Protocol::Legacy, kind, outcome);
 }
 
 /// The legacy reply for a remote result.

@@ -16,7 +16,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use crate::context::ShardContext;
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::legacy as handlers;
 use crate::route::ShardGone;
 use batch::Batch;
@@ -144,7 +144,7 @@ impl Connection {
                     self.ctx.probes().request_done(
                         Protocol::Legacy,
                         RequestKind::Unsupported,
-                        "closed",
+                        Outcome::Closed,
                         None,
                     );
                     break Step::Close(ConnError::InvalidCommand(code));

@@ -6,7 +6,7 @@
 //!
 //! Lives inside its shard's [`crate::shard::Shard`], for the life of the process.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::time::Duration;
 
 /// Upper bounds of the timing buckets, in µs: the original's stats.log buckets
@@ -95,12 +95,101 @@ impl RequestKind {
     }
 }
 
+/// How a request ended, the `status` label: legacy status codes, neo status
+/// names, `closed` for a legacy request that closed the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    S200,
+    S400,
+    S404,
+    S406,
+    S407,
+    S408,
+    S409,
+    S410,
+    S500,
+    OtherCode,
+    Closed,
+    Pushed,
+    Popped,
+    Empty,
+    Error,
+    Subscribed,
+    Started,
+    NotSupported,
+    VersionNotSupported,
+}
+
+impl Outcome {
+    pub const COUNT: usize = 19;
+    pub const ALL: [Outcome; Outcome::COUNT] = [
+        Outcome::S200,
+        Outcome::S400,
+        Outcome::S404,
+        Outcome::S406,
+        Outcome::S407,
+        Outcome::S408,
+        Outcome::S409,
+        Outcome::S410,
+        Outcome::S500,
+        Outcome::OtherCode,
+        Outcome::Closed,
+        Outcome::Pushed,
+        Outcome::Popped,
+        Outcome::Empty,
+        Outcome::Error,
+        Outcome::Subscribed,
+        Outcome::Started,
+        Outcome::NotSupported,
+        Outcome::VersionNotSupported,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::S200 => "200",
+            Outcome::S400 => "400",
+            Outcome::S404 => "404",
+            Outcome::S406 => "406",
+            Outcome::S407 => "407",
+            Outcome::S408 => "408",
+            Outcome::S409 => "409",
+            Outcome::S410 => "410",
+            Outcome::S500 => "500",
+            Outcome::OtherCode => "other",
+            Outcome::Closed => "closed",
+            Outcome::Pushed => "pushed",
+            Outcome::Popped => "popped",
+            Outcome::Empty => "empty",
+            Outcome::Error => "error",
+            Outcome::Subscribed => "subscribed",
+            Outcome::Started => "started",
+            Outcome::NotSupported => "not_supported",
+            Outcome::VersionNotSupported => "version_not_supported",
+        }
+    }
+
+    /// The outcome of a legacy status code.
+    pub fn legacy(code: i32) -> Outcome {
+        match code {
+            200 => Outcome::S200,
+            400 => Outcome::S400,
+            404 => Outcome::S404,
+            406 => Outcome::S406,
+            407 => Outcome::S407,
+            408 => Outcome::S408,
+            409 => Outcome::S409,
+            410 => Outcome::S410,
+            500 => Outcome::S500,
+            _ => Outcome::OtherCode,
+        }
+    }
+}
+
 /// Request counts by outcome, timing buckets and concurrency of one request
 /// type on one protocol.
 #[derive(Debug, Default)]
 struct RequestProbe {
-    /// `(status label, count)`; a handful of entries, scanned linearly.
-    statuses: RefCell<Vec<(&'static str, u64)>>,
+    statuses: [Cell<u64>; Outcome::COUNT],
     timed: Cell<u64>,
     total_us: Cell<u64>,
     /// Counts per bucket of [`BUCKET_BOUNDS_US`], plus the overflow bucket.
@@ -155,27 +244,32 @@ impl Probes {
         &self,
         protocol: Protocol,
         kind: RequestKind,
-        status: &'static str,
+        outcome: Outcome,
         took: Option<Duration>,
     ) {
-        let probe = self.request(protocol, kind);
-        {
-            let mut statuses = probe.statuses.borrow_mut();
-            match statuses.iter_mut().find(|(s, _)| *s == status) {
-                Some((_, n)) => *n += 1,
-                None => statuses.push((status, 1)),
-            }
-        }
+        self.count(protocol, kind, outcome);
         if let Some(took) = took {
-            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            add(&probe.timed, 1);
-            add(&probe.total_us, us);
-            let bucket = BUCKET_BOUNDS_US
-                .iter()
-                .position(|&bound| us <= bound)
-                .unwrap_or(BUCKET_BOUNDS_US.len());
-            add(&probe.buckets[bucket], 1);
+            self.time(protocol, kind, took, 1);
         }
+    }
+
+    /// Counts one finished request with its outcome (no timing).
+    pub fn count(&self, protocol: Protocol, kind: RequestKind, outcome: Outcome) {
+        add(&self.request(protocol, kind).statuses[outcome as usize], 1);
+    }
+
+    /// Adds `n` requests that each took `took` to the timing figures (a batch
+    /// of pipelined requests is timed once, from its arrival to its replies).
+    pub fn time(&self, protocol: Protocol, kind: RequestKind, took: Duration, n: u64) {
+        let probe = self.request(protocol, kind);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        add(&probe.timed, n);
+        add(&probe.total_us, us.saturating_mul(n));
+        let bucket = BUCKET_BOUNDS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(BUCKET_BOUNDS_US.len());
+        add(&probe.buckets[bucket], n);
     }
 
     /// A request of this kind started (streams and neo requests that run a while).
@@ -214,7 +308,12 @@ impl Probes {
                     r.max_active.set(r.active.get());
                 }
                 RequestSnapshot {
-                    statuses: r.statuses.borrow().clone(),
+                    statuses: Outcome::ALL
+                        .iter()
+                        .zip(&r.statuses)
+                        .filter(|(_, n)| n.get() > 0)
+                        .map(|(o, n)| (o.label(), n.get()))
+                        .collect(),
                     timed: r.timed.get(),
                     total_us: r.total_us.get(),
                     buckets: std::array::from_fn(|i| r.buckets[i].get()),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::ConnShared;
 use crate::route::{Op, OpResult, ShardGone, ShardId};
 use crate::shard::PopOutcome;
@@ -29,13 +29,33 @@ enum Pending {
 }
 
 /// Remote work of one read, and the replies waiting for it.
-#[derive(Default)]
 pub struct NeoBatch {
     ops: Vec<(ShardId, Vec<Op>)>,
     pending: Vec<Pending>,
+    /// When the read's messages were parsed; requests answered inline are
+    /// timed from there to the end of the read (two clock reads per read).
+    pub started: Instant,
+    timed: [u16; RequestKind::COUNT],
+}
+
+impl Default for NeoBatch {
+    fn default() -> Self {
+        NeoBatch {
+            ops: Vec::new(),
+            pending: Vec::new(),
+            started: Instant::now(),
+            timed: [0; RequestKind::COUNT],
+        }
+    }
 }
 
 impl NeoBatch {
+    /// Counts a request answered inline; its time is taken at [`NeoBatch::submit`].
+    pub fn done_local(&mut self, shared: &ConnShared, kind: RequestKind, outcome: Outcome) {
+        shared.ctx.probes().count(Protocol::Neo, kind, outcome);
+        self.timed[kind as usize] += 1;
+    }
+
     /// Queues `op` for `shard` and returns its position in that shard's batch.
     pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
         let slot = match self.ops.iter().position(|(s, _)| *s == shard) {
@@ -79,6 +99,16 @@ impl NeoBatch {
     /// Sends the ops (waiting for room in the mesh: backpressure on the reader),
     /// then leaves the answers to a task of their own.
     pub async fn submit(self, shared: &Rc<ConnShared>) -> Result<(), ShardGone> {
+        if self.timed.iter().any(|&n| n > 0) {
+            let took = self.started.elapsed();
+            let probes = shared.ctx.probes();
+            for kind in RequestKind::ALL {
+                let n = self.timed[kind as usize];
+                if n > 0 {
+                    probes.time(Protocol::Neo, kind, took, u64::from(n));
+                }
+            }
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -119,7 +149,7 @@ impl NeoBatch {
                             PushStatus::Error
                         };
                         shared.outbox.push(|out| status.encode(out, id));
-                        record_push(&shared, status, start);
+                        record(&shared, RequestKind::Push, push_outcome(status), start);
                         shared.active.remove(id);
                     }
                     Pending::Pop {
@@ -145,38 +175,35 @@ impl NeoBatch {
 }
 
 /// Sends the neo Pop reply for an outcome (`None`: the owner did not answer)
-/// and returns its `status` label.
-pub fn encode_pop(
-    shared: &ConnShared,
-    id: RequestId,
-    outcome: Option<&PopOutcome>,
-) -> &'static str {
+/// and returns its outcome.
+pub fn encode_pop(shared: &ConnShared, id: RequestId, outcome: Option<&PopOutcome>) -> Outcome {
     let (reply, label) = match outcome {
         // A zero-length record counts as Empty (spec 3.7); it is consumed.
-        Some(PopOutcome::Value(value)) if !value.is_empty() => (PopReply::Popped(value), "popped"),
-        Some(PopOutcome::Value(_) | PopOutcome::Empty | PopOutcome::NoChannel) => {
-            (PopReply::Empty, "empty")
+        Some(PopOutcome::Value(value)) if !value.is_empty() => {
+            (PopReply::Popped(value), Outcome::Popped)
         }
-        Some(PopOutcome::Subscribed) => (PopReply::Subscribed, "subscribed"),
-        None => (PopReply::Error, "error"),
+        Some(PopOutcome::Value(_) | PopOutcome::Empty | PopOutcome::NoChannel) => {
+            (PopReply::Empty, Outcome::Empty)
+        }
+        Some(PopOutcome::Subscribed) => (PopReply::Subscribed, Outcome::Subscribed),
+        None => (PopReply::Error, Outcome::Error),
     };
     shared.outbox.push(|out| reply.encode(out, id));
     label
 }
 
 /// Counts a finished neo request.
-pub fn record(shared: &ConnShared, kind: RequestKind, status: &'static str, start: Instant) {
+pub fn record(shared: &ConnShared, kind: RequestKind, status: Outcome, start: Instant) {
     shared
         .ctx
         .probes()
         .request_done(Protocol::Neo, kind, status, Some(start.elapsed()));
 }
 
-/// Counts a finished neo Push.
-pub fn record_push(shared: &ConnShared, status: PushStatus, start: Instant) {
-    let label = match status {
-        PushStatus::Pushed => "pushed",
-        PushStatus::Error => "error",
-    };
-    record(shared, RequestKind::Push, label, start);
+/// The outcome of a neo Push status.
+pub fn push_outcome(status: PushStatus) -> Outcome {
+    match status {
+        PushStatus::Pushed => Outcome::Pushed,
+        PushStatus::Error => Outcome::Error,
+    }
 }

@@ -29,7 +29,7 @@ use glommio::net::TcpStream;
 
 use crate::context::ShardContext;
 use crate::legacy::Input;
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::neo as handlers;
 use crate::route::ShardGone;
 use batch::NeoBatch;
@@ -450,8 +450,8 @@ fn dispatch(
     let request = match parse_start(payload)? {
         Start::Unsupported { command, status } => {
             let label = match status {
-                SupportedStatus::RequestVersionNotSupported => "version_not_supported",
-                _ => "not_supported",
+                SupportedStatus::RequestVersionNotSupported => Outcome::VersionNotSupported,
+                _ => Outcome::NotSupported,
             };
             shared
                 .ctx
@@ -471,7 +471,7 @@ fn dispatch(
     shared
         .outbox
         .push(|out| SupportedStatus::RequestSupported.encode(out, id));
-    let start = std::time::Instant::now();
+    let start = batch.started;
     match request {
         NewRequest::Push(push) => handlers::push::handle(shared, batch, id, &push, start),
         NewRequest::Pop(pop) => handlers::pop::handle(shared, batch, id, &pop, start),

@@ -12,7 +12,7 @@ use futures_lite::future;
 
 use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardGone};
 use crate::shard::PollResult;
@@ -32,7 +32,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
     let Some(name) = channel_name(&channel) else {
         conn.ctx
             .probes()
-            .request_done(Protocol::Legacy, RequestKind::Consume, "409", None);
+            .request_done(Protocol::Legacy, RequestKind::Consume, Outcome::S409, None);
         encode_status(conn.out(), Status::BadChannelName);
         conn.flush().await?;
         return Ok(true);
@@ -50,7 +50,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
     encode_status(conn.out(), Status::Ok);
     {
         let probes = ctx.probes();
-        probes.request_done(Protocol::Legacy, RequestKind::Consume, "200", None);
+        probes.request_done(Protocol::Legacy, RequestKind::Consume, Outcome::S200, None);
         probes.request_started(Protocol::Legacy, RequestKind::Consume);
     }
     let _active = Active(&ctx);

@@ -11,7 +11,7 @@ use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, S
 
 use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardId};
 
@@ -29,7 +29,7 @@ pub async fn run(
             None => {
                 conn.ctx
                     .probes()
-                    .request_done(Protocol::Legacy, kind, "409", None);
+                    .request_done(Protocol::Legacy, kind, Outcome::S409, None);
                 encode_status(conn.out(), Status::BadChannelName);
                 conn.flush().await?;
                 return Ok(true);
@@ -64,7 +64,7 @@ pub async fn run(
     encode_status(conn.out(), Status::Ok);
     {
         let probes = ctx.probes();
-        probes.request_done(Protocol::Legacy, kind, "200", None);
+        probes.request_done(Protocol::Legacy, kind, Outcome::S200, None);
         probes.request_started(Protocol::Legacy, kind);
     }
     let _active = Active(&ctx, kind);

@@ -29,7 +29,7 @@ use dmq_proto::neo::{
 use event_listener::Event;
 use futures_lite::FutureExt;
 
-use crate::metrics::probes::{Protocol, RequestKind};
+use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardGone, ShardId};
@@ -104,7 +104,7 @@ pub fn start(shared: &Rc<ConnShared>, id: RequestId, request: &ConsumeRequest<'_
         shared
             .ctx
             .probes()
-            .request_done(Protocol::Neo, RequestKind::Consume, "error", None);
+            .request_done(Protocol::Neo, RequestKind::Consume, Outcome::Error, None);
         return;
     };
     let inbox = Rc::new(Inbox::default());
@@ -185,7 +185,7 @@ impl Consume {
             .outbox
             .push(|out| ConsumeStatus::Started.encode(out, self.id));
         ctx.probes()
-            .request_done(Protocol::Neo, RequestKind::Consume, "started", None);
+            .request_done(Protocol::Neo, RequestKind::Consume, Outcome::Started, None);
         let flush_after = Duration::from_millis(u64::from(ctx.config.performance.write_flush_ms));
 
         let mut poll: Option<PollFuture> = None;

@@ -11,8 +11,8 @@ use dmq_proto::neo::{PopReply, RequestId};
 
 use std::time::Instant;
 
-use crate::metrics::probes::RequestKind;
-use crate::neo::batch::{encode_pop, record, NeoBatch};
+use crate::metrics::probes::{Outcome, RequestKind};
+use crate::neo::batch::{encode_pop, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::Op;
@@ -32,7 +32,7 @@ pub fn handle(
             "neo Pop refused: invalid channel name"
         );
         shared.outbox.push(|out| PopReply::Error.encode(out, id));
-        record(shared, RequestKind::Pop, "error", start);
+        batch.done_local(shared, RequestKind::Pop, Outcome::Error);
         return;
     };
     let router = &shared.ctx.router;
@@ -40,7 +40,7 @@ pub fn handle(
     if router.is_local(owner) {
         let outcome = router.local().borrow_mut().pop(name, true);
         let label = encode_pop(shared, id, Some(&outcome));
-        record(shared, RequestKind::Pop, label, start);
+        batch.done_local(shared, RequestKind::Pop, label);
     } else {
         let op = Op::Pop {
             channel: name.to_owned(),

@@ -11,7 +11,8 @@ use dmq_proto::neo::{PushRequest, PushStatus, RequestId};
 
 use std::time::Instant;
 
-use crate::neo::batch::{record_push, NeoBatch};
+use crate::metrics::probes::RequestKind;
+use crate::neo::batch::{push_outcome, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::Op;
@@ -25,13 +26,13 @@ pub fn handle(
 ) {
     let value = request.value();
     let channels = request.channels();
-    let reply = |status: PushStatus| {
+    let reply = |batch: &mut NeoBatch, status: PushStatus| {
         shared.outbox.push(|out| status.encode(out, id));
-        record_push(shared, status, start);
+        batch.done_local(shared, RequestKind::Push, push_outcome(status));
     };
     if value.is_empty() {
         tracing::debug!(client = %shared.client, id, "neo Push refused: empty value");
-        reply(PushStatus::Error);
+        reply(batch, PushStatus::Error);
         return;
     }
     if let Some(bad) = channels.iter().find(|c| channel_name(c).is_none()) {
@@ -41,7 +42,7 @@ pub fn handle(
             channel = %String::from_utf8_lossy(bad),
             "neo Push refused: invalid channel name"
         );
-        reply(PushStatus::Error);
+        reply(batch, PushStatus::Error);
         return;
     }
     let router = &shared.ctx.router;
@@ -63,11 +64,14 @@ pub fn handle(
         }
     }
     if parts.is_empty() {
-        reply(if local_failed {
-            PushStatus::Error
-        } else {
-            PushStatus::Pushed
-        });
+        reply(
+            batch,
+            if local_failed {
+                PushStatus::Error
+            } else {
+                PushStatus::Pushed
+            },
+        );
     } else {
         shared.active.insert(id, Active::Waiting);
         batch.await_push(start, id, parts, local_failed);
