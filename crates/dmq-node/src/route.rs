@@ -243,7 +243,7 @@ impl Router {
 
     async fn send(&self, shard: ShardId, msg: ShardMsg) -> Result<(), ShardGone> {
         let mesh = self.mesh.as_ref().ok_or(ShardGone(shard))?;
-        bump(&self.shard.borrow().probes.mesh_messages, 1);
+        self.shard.borrow().probes.mesh_sent(shard);
         match mesh.try_send_to(shard, msg) {
             Ok(()) => Ok(()),
             Err(GlommioError::WouldBlock(glommio::ResourceType::Channel(msg))) => {

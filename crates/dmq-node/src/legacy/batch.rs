@@ -109,6 +109,11 @@ impl<'r> Batch<'r> {
         self.pops += usize::from(kind == RequestKind::Pop);
         self.current = kind;
         self.timed[kind as usize] += 1;
+        self.router
+            .local()
+            .borrow()
+            .probes
+            .request_started(Protocol::Legacy, kind);
     }
 
     /// A reply known now: written at once, or held behind a remote one.
@@ -261,11 +266,9 @@ fn record(router: &Router, kind: Meta, reply: &[u8]) {
     let outcome = reply.first_chunk::<4>().map_or(Outcome::OtherCode, |code| {
         Outcome::legacy(i32::from_le_bytes(*code))
     });
-    router
-        .local()
-        .borrow()
-        .probes
-        .count(Protocol::Legacy, kind, outcome);
+    let shard = router.local().borrow();
+    shard.probes.count(Protocol::Legacy, kind, outcome);
+    shard.probes.request_ended(Protocol::Legacy, kind);
 }
 
 /// The legacy reply for a remote result.

@@ -212,7 +212,7 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
     );
     let mut duration = Family::new(
         "dmq_request_duration_seconds",
-        "Time from a request's arrival to its reply (Push, Pop and PushMulti; streams are not timed).",
+        "Time from a request's arrival to its reply (requests answered once; streams are not timed). Pipelined requests of one read are timed together.",
         MetricType::HISTOGRAM,
     );
     let mut received = Family::new(
@@ -293,6 +293,11 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         "Cross-shard sends that found the queue full and waited (backpressure).",
         MetricType::COUNTER,
     );
+    let mut depth = Family::new(
+        "dmq_shard_queue_depth",
+        "Cross-shard messages sent to the shard and not yet taken by it (all senders; read at slightly different instants, so approximate).",
+        MetricType::GAUGE,
+    );
     let mut owned = Family::new(
         "dmq_shard_channels",
         "Channels owned by the shard.",
@@ -308,8 +313,8 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         "Pushes refused because a record did not fit in a memory ring.",
         MetricType::COUNTER,
     );
-    for (id, shard) in shards.iter().enumerate() {
-        let id = id.to_string();
+    for (id_num, shard) in shards.iter().enumerate() {
+        let id = id_num.to_string();
         let labels = [("shard", id.as_str())];
         busy.counter(&labels, shard.busy_seconds);
         ops.counter(
@@ -329,6 +334,14 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
             shard.probes.mesh_received as f64,
         );
         full.counter(&labels, shard.probes.mesh_full as f64);
+        let to_here: u64 = shards
+            .iter()
+            .map(|s| s.probes.mesh_sent_to.get(id_num).copied().unwrap_or(0))
+            .sum();
+        depth.gauge(
+            &labels,
+            to_here.saturating_sub(shard.probes.mesh_received) as f64,
+        );
         owned.gauge(&labels, shard.channels as f64);
         consumers.gauge(&labels, shard.consumers as f64);
         refused.counter(&labels, shard.counters.refused_full as f64);
@@ -338,6 +351,7 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         ops.done(),
         messages.done(),
         full.done(),
+        depth.done(),
         owned.done(),
         consumers.done(),
         refused.done(),

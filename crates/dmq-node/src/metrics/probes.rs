@@ -217,6 +217,8 @@ pub struct Probes {
     pub ops_remote: Cell<u64>,
     /// Messages sent to other shards.
     pub mesh_messages: Cell<u64>,
+    /// Messages sent, per destination shard (for queue depths).
+    mesh_sent_to: std::cell::RefCell<Vec<u64>>,
     /// Sends that found a mesh queue full and waited.
     pub mesh_full: Cell<u64>,
     /// Messages received from other shards.
@@ -287,6 +289,16 @@ impl Probes {
         probe.active.set(probe.active.get().saturating_sub(1));
     }
 
+    /// Counts a message sent to shard `to`.
+    pub fn mesh_sent(&self, to: usize) {
+        add(&self.mesh_messages, 1);
+        let mut sent = self.mesh_sent_to.borrow_mut();
+        if sent.len() <= to {
+            sent.resize(to + 1, 0);
+        }
+        sent[to] += 1;
+    }
+
     pub fn received(&self, protocol: Protocol, bytes: usize) {
         add(&self.protocol(protocol).bytes_received, bytes as u64);
     }
@@ -328,6 +340,7 @@ impl Probes {
             ops_local: self.ops_local.get(),
             ops_remote: self.ops_remote.get(),
             mesh_messages: self.mesh_messages.get(),
+            mesh_sent_to: self.mesh_sent_to.borrow().clone(),
             mesh_full: self.mesh_full.get(),
             mesh_received: self.mesh_received.get(),
         }
@@ -396,6 +409,8 @@ pub struct ProbesSnapshot {
     pub ops_local: u64,
     pub ops_remote: u64,
     pub mesh_messages: u64,
+    /// Messages sent, per destination shard.
+    pub mesh_sent_to: Vec<u64>,
     pub mesh_full: u64,
     pub mesh_received: u64,
 }
@@ -420,16 +435,21 @@ mod tests {
         probes.request_done(
             Protocol::Legacy,
             push,
-            "200",
+            Outcome::S200,
             Some(Duration::from_micros(5)),
         );
         probes.request_done(
             Protocol::Legacy,
             push,
-            "200",
+            Outcome::S200,
             Some(Duration::from_micros(500)),
         );
-        probes.request_done(Protocol::Legacy, push, "409", Some(Duration::from_secs(1)));
+        probes.request_done(
+            Protocol::Legacy,
+            push,
+            Outcome::S409,
+            Some(Duration::from_secs(1)),
+        );
         probes.request_started(Protocol::Neo, RequestKind::Consume);
         probes.request_started(Protocol::Neo, RequestKind::Consume);
         probes.request_ended(Protocol::Neo, RequestKind::Consume);

@@ -52,7 +52,9 @@ impl Default for NeoBatch {
 impl NeoBatch {
     /// Counts a request answered inline; its time is taken at [`NeoBatch::submit`].
     pub fn done_local(&mut self, shared: &ConnShared, kind: RequestKind, outcome: Outcome) {
-        shared.ctx.probes().count(Protocol::Neo, kind, outcome);
+        let probes = shared.ctx.probes();
+        probes.count(Protocol::Neo, kind, outcome);
+        probes.request_ended(Protocol::Neo, kind);
         self.timed[kind as usize] += 1;
     }
 
@@ -194,10 +196,9 @@ pub fn encode_pop(shared: &ConnShared, id: RequestId, outcome: Option<&PopOutcom
 
 /// Counts a finished neo request.
 pub fn record(shared: &ConnShared, kind: RequestKind, status: Outcome, start: Instant) {
-    shared
-        .ctx
-        .probes()
-        .request_done(Protocol::Neo, kind, status, Some(start.elapsed()));
+    let probes = shared.ctx.probes();
+    probes.request_done(Protocol::Neo, kind, status, Some(start.elapsed()));
+    probes.request_ended(Protocol::Neo, kind);
 }
 
 /// The outcome of a neo Push status.

@@ -473,6 +473,16 @@ fn dispatch(
         .push(|out| SupportedStatus::RequestSupported.encode(out, id));
     let start = batch.started;
     match request {
+        NewRequest::Push(_) | NewRequest::Pop(_) => {
+            let kind = match request {
+                NewRequest::Push(_) => RequestKind::Push,
+                _ => RequestKind::Pop,
+            };
+            shared.ctx.probes().request_started(Protocol::Neo, kind);
+        }
+        NewRequest::Consume(_) => {}
+    }
+    match request {
         NewRequest::Push(push) => handlers::push::handle(shared, batch, id, &push, start),
         NewRequest::Pop(pop) => handlers::pop::handle(shared, batch, id, &pop, start),
         NewRequest::Consume(consume) => handlers::consume::start(shared, id, &consume),
