@@ -381,7 +381,12 @@ where
                             "authentication message after authentication",
                         ));
                     }
-                    dispatch(shared, &mut batch, message.body)?;
+                    if let Err(e) = dispatch(shared, &mut batch, message.body) {
+                        // Requests before the bad message are valid: run them
+                        // (their answers may not reach the client any more).
+                        batch.submit(shared).await?;
+                        return Err(e);
+                    }
                     input.consume(used);
                 }
                 Err(FrameError::Incomplete { needed }) => break needed,

@@ -8,9 +8,14 @@
 // Each test file uses only part of the harness.
 #![allow(dead_code)]
 
+pub mod checkers;
+pub mod neo;
+pub mod writers;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -116,10 +121,21 @@ fn base_overrides(port: u16, log_file: &std::path::Path) -> Vec<String> {
     ]
 }
 
+/// Where [`Node::start_neo`] writes the credentials file, relative to the
+/// node's working directory (the original's hard-coded path).
+pub const CREDENTIALS_PATH: &str = "etc/credentials";
+
+/// The credentials file of the original test suite: client `test`, all-zero key.
+pub fn test_credentials() -> String {
+    format!("{}:{}\n", neo::TEST_NAME, "0".repeat(256))
+}
+
 /// A running `dmqnode` process in its own temporary working directory.
 pub struct Node {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The neo port, for nodes started with [`Node::start_neo`].
+    pub neo_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     stderr_path: PathBuf,
 }
@@ -128,24 +144,44 @@ impl Node {
     /// A node with 2 shards and 1 MiB rings plus `extra` overrides (later keys
     /// win), ready to serve: the start line was printed and a request answered.
     pub fn start(extra: &[&str]) -> Node {
-        Self::try_start(extra, true)
+        Self::try_start(extra, true, false)
     }
 
     /// As [`Node::start`], but returns as soon as the node printed its
     /// "serving" line, without a request to check that it serves.
     pub fn start_unprobed(extra: &[&str]) -> Node {
-        Self::try_start(extra, false)
+        Self::try_start(extra, false, false)
     }
 
-    fn try_start(extra: &[&str], probe: bool) -> Node {
+    /// As [`Node::start`], plus the neo port on a free loopback port and the
+    /// credentials file [`test_credentials`] at [`CREDENTIALS_PATH`]; `extra`
+    /// overrides come after those. The neo port is checked with a whole
+    /// handshake and authentication.
+    pub fn start_neo(extra: &[&str]) -> Node {
+        Self::try_start(extra, true, true)
+    }
+
+    fn try_start(extra: &[&str], probe: bool, with_neo: bool) -> Node {
         let mut last_error = String::new();
         for _attempt in 0..10 {
             let dir = tempfile::tempdir().expect("tempdir");
             let port = free_port();
             let log_file = dir.path().join("root.log");
             let stderr_path = dir.path().join("stderr.txt");
+            let mut overrides = base_overrides(port, &log_file);
+            let mut neo_port = None;
+            if with_neo {
+                let etc = dir.path().join("etc");
+                std::fs::create_dir_all(&etc).expect("mkdir etc");
+                std::fs::write(dir.path().join(CREDENTIALS_PATH), test_credentials())
+                    .expect("write the credentials file");
+                let p = free_port();
+                neo_port = Some(p);
+                overrides.push(format!("server.neoport={p}"));
+                overrides.push(format!("server.credentials={CREDENTIALS_PATH}"));
+            }
             let mut args = Vec::new();
-            for o in base_overrides(port, &log_file)
+            for o in overrides
                 .into_iter()
                 .chain(extra.iter().map(|s| s.to_string()))
             {
@@ -177,11 +213,15 @@ impl Node {
             let deadline = Instant::now() + IO_TIMEOUT;
             let mut serving = false;
             let mut saw_addr = None;
+            let mut saw_neo_addr = None;
             while let Some(left) = deadline.checked_duration_since(Instant::now()) {
                 match rx.recv_timeout(left) {
                     Ok(line) => {
                         if let Some(addr) = line.strip_prefix("dmqnode: legacy protocol on ") {
                             saw_addr = addr.trim().parse::<SocketAddr>().ok();
+                        }
+                        if let Some(addr) = line.strip_prefix("dmqnode: neo protocol on ") {
+                            saw_neo_addr = addr.trim().parse::<SocketAddr>().ok();
                         }
                         if line.starts_with("dmqnode: serving with ") {
                             serving = true;
@@ -194,6 +234,7 @@ impl Node {
             let mut node = Node {
                 child: Some(child),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                neo_addr: neo_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
                 dir,
                 stderr_path,
             };
@@ -203,9 +244,16 @@ impl Node {
                     Some(node.addr),
                     "the node must print its legacy address before it serves"
                 );
+                assert_eq!(
+                    saw_neo_addr, node.neo_addr,
+                    "the node must print its neo address (if enabled) before it serves"
+                );
                 if probe {
                     let mut client = node.client();
                     assert_eq!(client.get_num_connections(), NOT_SUPPORTED);
+                    if node.neo_addr.is_some() {
+                        let _neo = node.neo();
+                    }
                 }
                 return node;
             }
@@ -275,6 +323,153 @@ impl Node {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("root.log")).unwrap_or_default()
+    }
+
+    /// Whether root.log contains `needle` within [`IO_TIMEOUT`] (the node may
+    /// log a moment after it answered).
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        // Bounded: at most IO_TIMEOUT / 20 ms rounds.
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The neo address of a node started with [`Node::start_neo`].
+    pub fn neo_addr(&self) -> SocketAddr {
+        self.neo_addr
+            .expect("this node has no neo port: start it with Node::start_neo")
+    }
+
+    /// A neo client authenticated as the test client.
+    pub fn neo(&self) -> neo::NeoClient {
+        neo::NeoClient::connect(self.neo_addr())
+    }
+
+    /// The path of the node's credentials file.
+    pub fn credentials_file(&self) -> PathBuf {
+        self.dir.path().join(CREDENTIALS_PATH)
+    }
+
+    /// A connection to the admin UNIX socket (default `dmqnode.socket` in the
+    /// node's working directory).
+    pub fn admin(&self) -> Admin {
+        Admin::connect(&self.dir.path().join("dmqnode.socket"))
+    }
+}
+
+/// A blocking client of the admin UNIX socket: one command line, one reply.
+pub struct Admin {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Admin {
+    pub fn connect(path: &Path) -> Admin {
+        let stream = UnixStream::connect(path)
+            .unwrap_or_else(|e| panic!("connect to the admin socket {}: {e}", path.display()));
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Admin {
+            writer: stream,
+            reader,
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        self.writer
+            .write_all(format!("{command}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("admin command {command:?}: {e}"));
+    }
+
+    fn read_line(&mut self, command: &str) -> String {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("admin command {command:?}: reading the reply: {e}"));
+        assert!(
+            n > 0 && line.ends_with('\n'),
+            "admin command {command:?}: the reply ended early: {line:?}"
+        );
+        line.pop();
+        line
+    }
+
+    /// A command with a one-line reply; the line without its newline.
+    pub fn line(&mut self, command: &str) -> String {
+        self.send(command);
+        self.read_line(command)
+    }
+
+    /// A command with a multi-line reply: the lines before the terminating
+    /// empty line.
+    pub fn lines(&mut self, command: &str) -> Vec<String> {
+        self.send(command);
+        let mut lines = Vec::new();
+        // Bounded: every round reads one line (or fails after IO_TIMEOUT).
+        for _ in 0..1_000_000 {
+            let line = self.read_line(command);
+            if line.is_empty() {
+                return lines;
+            }
+            lines.push(line);
+        }
+        panic!("admin command {command:?}: no end of the reply");
+    }
+
+    /// `channels` as `(name, [records_memory, bytes_memory, records_overflow,
+    /// bytes_overflow])`, sorted by name.
+    pub fn channels(&mut self) -> Vec<(String, [u64; 4])> {
+        let mut storages: Vec<(String, [u64; 4])> = self
+            .lines("channels")
+            .into_iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                assert_eq!(fields.len(), 5, "channels line {line:?}");
+                let n = |i: usize| -> u64 {
+                    fields[i]
+                        .parse()
+                        .unwrap_or_else(|e| panic!("channels line {line:?}: field {i}: {e}"))
+                };
+                (fields[0].to_owned(), [n(1), n(2), n(3), n(4)])
+            })
+            .collect();
+        storages.sort();
+        storages
+    }
+
+    /// The names `list-credentials` lists, sorted (after checking the
+    /// header line).
+    pub fn credential_names(&mut self) -> Vec<String> {
+        let mut lines = self.lines("list-credentials");
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("Registered credentials:"),
+            "list-credentials: {lines:?}"
+        );
+        lines.remove(0);
+        lines.sort();
+        lines
+    }
+
+    /// The `channels` figures of storage `name`, if listed.
+    pub fn storage(&mut self, name: &str) -> Option<[u64; 4]> {
+        self.channels()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, figures)| figures)
     }
 }
 

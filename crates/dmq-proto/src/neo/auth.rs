@@ -284,9 +284,15 @@ impl Credentials {
 }
 
 /// The line `name:hexkey` (lower-case hex, no newline) for a credentials file, as a
-/// key generator writes it. The name is checked as the parser would.
+/// key generator writes it. The name is checked as the parser would, and may not
+/// contain `:` (the parser splits the line at the first one).
 pub fn format_credentials_line(name: &str, key: &Key) -> Result<String, NameError> {
     check_name(name.as_bytes())?;
+    // The file is split at the first ':', so a name holding one cannot be read
+    // back: refuse to write it.
+    if let Some(position) = name.bytes().position(|b| b == b':') {
+        return Err(NameError::BadCharacter { position });
+    }
     let mut line = String::with_capacity(name.len() + 1 + 2 * KEY_LEN);
     line.push_str(name);
     line.push(':');
@@ -957,5 +963,17 @@ mod tests {
             );
             let _ = Credentials::parse_bytes(&text);
         }
+    }
+
+    #[test]
+    fn credentials_line_refuses_a_colon_in_the_name() {
+        let key = [7u8; KEY_LEN];
+        assert_eq!(
+            format_credentials_line("a:b", &key),
+            Err(NameError::BadCharacter { position: 1 })
+        );
+        let line = format_credentials_line("ab", &key).expect("valid name");
+        let parsed = Credentials::parse(&line).expect("parses back");
+        assert_eq!(parsed.key("ab"), Some(&key));
     }
 }
