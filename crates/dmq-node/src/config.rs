@@ -244,12 +244,18 @@ impl Config {
         for item in overrides {
             apply_override(&mut tree, item)?;
         }
+        let origin = if overrides.is_empty() {
+            origin
+        } else {
+            format!("{origin} with overrides")
+        };
+        Config::from_tree(tree, &origin)
+    }
+
+    /// Deserializes and validates a YAML tree; `origin` names it in errors.
+    pub fn from_tree(tree: Value, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = serde_yaml::from_value(tree).map_err(|source| ConfigError::Parse {
-            path: if overrides.is_empty() {
-                origin
-            } else {
-                format!("{origin} with overrides")
-            },
+            path: origin.to_owned(),
             source,
         })?;
         config.validate()?;

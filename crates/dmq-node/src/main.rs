@@ -26,12 +26,42 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Tool {
+    /// Translate the original node's config.ini into this node's YAML (on
+    /// stdout); keys without effect here are listed on stderr.
+    MigrateConfig {
+        /// The original's config.ini.
+        file: PathBuf,
+    },
     /// Print a new neo credentials line `NAME:<256 hex digits>` (a random
     /// 128-byte key) to append to the credentials file.
     GenKey {
         /// Client name: 1 to 100 printable ASCII characters, no spaces.
         name: String,
     },
+}
+
+/// `dmqnode migrate-config FILE`.
+fn migrate_config(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("dmqnode: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match dmq_node::migrate::migrate(&text) {
+        Ok(migrated) => {
+            for warning in &migrated.warnings {
+                eprintln!("dmqnode migrate-config: warning: {warning}");
+            }
+            print!("{}", migrated.yaml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dmqnode migrate-config: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// `dmqnode gen-key NAME`.
@@ -55,8 +85,10 @@ fn gen_key(name: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Tool::GenKey { name }) = &args.command {
-        return gen_key(name);
+    match &args.command {
+        Some(Tool::GenKey { name }) => return gen_key(name),
+        Some(Tool::MigrateConfig { file }) => return migrate_config(file),
+        None => {}
     }
     let config = match Config::load(args.config.as_deref(), &args.overrides) {
         Ok(config) => config,

@@ -63,6 +63,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         n => n as usize,
     };
     let sizes = config.channel_sizes()?;
+    crate::preflight::check(&config.server.data_dir)?;
 
     let credentials = CredentialStore::load(&config.server.credentials)?;
     let node = Arc::new(NodeShared {
@@ -79,14 +80,14 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     let legacy = match config.legacy_addr() {
         Some(addr) => Some(
             listener::bind(addr, shards, config.server.backlog)
-                .with_context(|| format!("cannot listen on {addr} (server.port)"))?,
+                .map_err(|e| listen_error(e, addr, "server.port"))?,
         ),
         None => None,
     };
     let neo = match config.neo_addr() {
         Some(addr) => Some(
             listener::bind(addr, shards, config.server.backlog)
-                .with_context(|| format!("cannot listen on {addr} (server.neoport)"))?,
+                .map_err(|e| listen_error(e, addr, "server.neoport"))?,
         ),
         None => None,
     };
@@ -98,7 +99,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                 .with_context(|| format!("metrics.address '{text}'"))?;
             Some(
                 listener::bind(addr, 1, config.server.backlog)
-                    .with_context(|| format!("cannot listen on {addr} (metrics.address)"))?,
+                    .map_err(|e| listen_error(e, addr, "metrics.address"))?,
             )
         }
     };
@@ -241,20 +242,45 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
             Ok(())
         }
         Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+        // Shard 0 ended before it was ready: its own error, read at join,
+        // says why.
         Err(_) => Err(anyhow::anyhow!("shard 0 stopped before it was ready")),
     };
-    if result.is_err() {
+    let early_stop = result.is_err();
+    if early_stop {
         node.shutdown.trigger();
     }
+    let mut shard_error = None;
     for (id, handle) in handles.into_iter().enumerate() {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = result.and(Err(e)),
-            Err(e) => result = result.and(Err(anyhow::anyhow!("shard {id} failed: {e}"))),
-        }
+        let error = match handle.join() {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("shard {id} failed: {e}"),
+        };
+        shard_error.get_or_insert(error);
+    }
+    if let Some(e) = shard_error {
+        result = match result {
+            Ok(()) => Err(e),
+            Err(_) if early_stop => Err(e),
+            Err(first) => Err(first),
+        };
     }
     tracing::info!("shut down");
     result
+}
+
+/// One line for a listener that cannot be opened, with the key to change.
+fn listen_error(e: std::io::Error, addr: std::net::SocketAddr, key: &str) -> anyhow::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process holds the port: stop it or choose another port"
+        }
+        std::io::ErrorKind::AddrNotAvailable => "; the address is not on this machine",
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges",
+        _ => "",
+    };
+    anyhow::anyhow!("cannot listen on {addr} ({key}): {e}{hint}")
 }
 
 /// Waits until no connection of any shard is open (each ends after its current
