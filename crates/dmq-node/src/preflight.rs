@@ -61,8 +61,8 @@ pub fn check_memlock() -> Result<(), PreflightError> {
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
         return Ok(());
     }
-    if limit.rlim_cur != libc::RLIM_INFINITY && (limit.rlim_cur as u64) < MEMLOCK_NEEDED_BYTES {
-        return Err(PreflightError::MemlockTooLow(limit.rlim_cur as u64));
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < MEMLOCK_NEEDED_BYTES {
+        return Err(PreflightError::MemlockTooLow(limit.rlim_cur));
     }
     Ok(())
 }
