@@ -23,11 +23,19 @@ pub struct BoundListener {
     pub sockets: Vec<OwnedFd>,
 }
 
-/// Binds `shards` sockets to `addr` with `SO_REUSEPORT`. With port 0 the first
-/// socket picks the port and the others join it.
+/// Binds `shards` sockets to `addr` with `SO_REUSEPORT`, after checking that no
+/// other socket listens there. With port 0 the port is picked once and every
+/// shard's socket joins it.
 pub fn bind(addr: SocketAddr, shards: usize, backlog: u32) -> io::Result<BoundListener> {
+    // First a plain bind: SO_REUSEPORT would let this node silently share the
+    // port with another process (say, an old instance still running) and split
+    // the clients between them. Without it, the bind fails if anyone listens.
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    let mut bound = probe.local_addr()?.as_socket().unwrap_or(addr);
+    drop(probe);
     let mut sockets = Vec::with_capacity(shards);
-    let mut bound = addr;
     for _ in 0..shards {
         let socket = Socket::new(
             Domain::for_address(bound),

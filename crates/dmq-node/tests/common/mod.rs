@@ -101,8 +101,20 @@ impl XorShift {
 /// A port that was free a moment ago on 127.0.0.1 (the node may still lose a
 /// race for it; [`Node::start`] retries then).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    // Never the same port twice in one test process: two nodes told the same
+    // port would fail to start (the node refuses a port in use), and a retry
+    // costs time.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no unused free port after 100 tries");
 }
 
 /// Overrides every test node gets before its own: no neo port, no metrics,
