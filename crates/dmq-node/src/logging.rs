@@ -98,9 +98,11 @@ pub fn init(config: &LogConfig) -> io::Result<()> {
                 .with_writer(FileWriter),
         )
     };
-    let console_layer = config
-        .console
-        .then(|| tracing_subscriber::fmt::layer().with_writer(io::stderr));
+    let console_layer = config.console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .with_writer(io::stderr)
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(CountEvents)

@@ -51,20 +51,37 @@ pub fn check_io_uring() -> Result<(), PreflightError> {
     }
 }
 
-/// The soft RLIMIT_MEMLOCK must leave room for one executor's rings.
-pub fn check_memlock() -> Result<(), PreflightError> {
+/// The soft RLIMIT_MEMLOCK in bytes; `None` when unlimited or unknown.
+pub fn memlock_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into `limit`, which we own.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
-        return Ok(());
+        return None;
     }
-    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < MEMLOCK_NEEDED_BYTES {
-        return Err(PreflightError::MemlockTooLow(limit.rlim_cur));
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// The soft RLIMIT_MEMLOCK must leave room for one executor's rings.
+pub fn check_memlock() -> Result<(), PreflightError> {
+    match memlock_limit() {
+        Some(limit) if limit < MEMLOCK_NEEDED_BYTES => Err(PreflightError::MemlockTooLow(limit)),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Bytes of registered I/O buffers per executor: glommio's 10 MiB when
+/// locked memory is unlimited, otherwise a share of the limit (registration
+/// beyond it fails with a warning at every start, and the node needs no
+/// registered buffers for its network I/O).
+pub fn io_memory_per_shard(shards: usize) -> Option<usize> {
+    const GLOMMIO_DEFAULT: u64 = 10 << 20;
+    const FLOOR: u64 = 64 << 10;
+    let limit = memlock_limit()?;
+    let share = (limit / shards.max(1) as u64 / 2).clamp(FLOOR, GLOMMIO_DEFAULT);
+    usize::try_from(share).ok()
 }
 
 /// Creates the data directory if missing and proves it writable.

@@ -141,9 +141,13 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         let metrics_fd = if id == 0 { metrics_fd.take() } else { None };
         let mesh = mesh.clone();
         let admin_ready = admin_ready.clone();
-        let handle = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("dmq-shard-{id}"))
-            .spin_before_park(spin)
+            .spin_before_park(spin);
+        if let Some(bytes) = crate::preflight::io_memory_per_shard(shards) {
+            builder = builder.io_memory(bytes);
+        }
+        let handle = builder
             .spawn(move || async move {
                 let shard = Rc::new(RefCell::new(Shard::new(sizes)));
                 let senders = if shards > 1 {
@@ -192,7 +196,9 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     )));
                 }
                 if id == 0 {
-                    accepting.push(glommio::spawn_local(crate::stats::run(ctx.clone())));
+                    if !config.stats.file_name.as_os_str().is_empty() {
+                        accepting.push(glommio::spawn_local(crate::stats::run(ctx.clone())));
+                    }
                     if crate::stats::console::enabled(config.stats.console) {
                         accepting.push(glommio::spawn_local(crate::stats::console::run(
                             ctx.clone(),
