@@ -119,6 +119,21 @@ impl Shard {
     }
 }
 
+/// Appends `op` to the batch for `shard` in `ops` (one batch per shard, in
+/// first-use order) and returns its position in that batch.
+pub fn queue_op(ops: &mut Vec<(ShardId, Vec<Op>)>, shard: ShardId, op: Op) -> usize {
+    let slot = match ops.iter().position(|(s, _)| *s == shard) {
+        Some(slot) => slot,
+        None => {
+            ops.push((shard, Vec::new()));
+            ops.len() - 1
+        }
+    };
+    let batch = &mut ops[slot].1;
+    batch.push(op);
+    batch.len() - 1
+}
+
 /// The envelope between shards.
 #[derive(Debug)]
 pub enum ShardMsg {

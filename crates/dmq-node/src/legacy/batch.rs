@@ -13,7 +13,7 @@ use dmq_proto::legacy::{encode_array, encode_status, Status};
 use std::time::Instant;
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::route::{Op, OpResult, Router, ShardGone, ShardId};
+use crate::route::{queue_op, Op, OpResult, Router, ShardGone, ShardId};
 use crate::shard::{PopOutcome, PushError};
 
 /// Requests per batch: bounds the held replies and the size of one mesh message.
@@ -151,16 +151,7 @@ impl<'r> Batch<'r> {
     /// Queues `op` for `shard` and returns its position, for [`Batch::all_pushed`].
     pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
         debug_assert!(!self.router.is_local(shard));
-        let slot = match self.ops.iter().position(|(s, _)| *s == shard) {
-            Some(slot) => slot,
-            None => {
-                self.ops.push((shard, Vec::new()));
-                self.ops.len() - 1
-            }
-        };
-        let ops = &mut self.ops[slot].1;
-        ops.push(op);
-        ops.len() - 1
+        queue_op(&mut self.ops, shard, op)
     }
 
     /// The reply of a push spread over shards: 407 if the local part or any

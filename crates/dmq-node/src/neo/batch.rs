@@ -10,7 +10,7 @@ use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::ConnShared;
-use crate::route::{Op, OpResult, ShardGone, ShardId};
+use crate::route::{queue_op, Op, OpResult, ShardGone, ShardId};
 use crate::shard::PopOutcome;
 
 enum Pending {
@@ -60,16 +60,7 @@ impl NeoBatch {
 
     /// Queues `op` for `shard` and returns its position in that shard's batch.
     pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
-        let slot = match self.ops.iter().position(|(s, _)| *s == shard) {
-            Some(slot) => slot,
-            None => {
-                self.ops.push((shard, Vec::new()));
-                self.ops.len() - 1
-            }
-        };
-        let ops = &mut self.ops[slot].1;
-        ops.push(op);
-        ops.len() - 1
+        queue_op(&mut self.ops, shard, op)
     }
 
     /// Request `id` is answered Pushed once every part succeeded.
