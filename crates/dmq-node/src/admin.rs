@@ -26,8 +26,8 @@ use crate::shard::ShardSnapshot;
 /// Longest command line accepted.
 const MAX_LINE_BYTES: usize = 4096;
 
-/// Binds the socket, replacing a stale socket file left by a crash (but never
-/// a file that is not a socket).
+/// Binds the socket (mode 0660), replacing a stale socket file left by a crash
+/// (but never a file that is not a socket).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -35,7 +35,12 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
             std::fs::remove_file(path)?;
         }
     }
-    UnixListener::bind(path).map_err(std::io::Error::from)
+    let listener = UnixListener::bind(path).map_err(std::io::Error::from)?;
+    // The admin commands can remove channels: only the node's user and group
+    // may connect, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
 }
 
 /// Accepts admin connections until shutdown; removes the socket file at the end.
