@@ -212,48 +212,54 @@ impl Shard {
     }
 
     /// Pushes a run of records encoded as `u64 len + bytes` each (a Produce or
-    /// ProduceMulti batch): each record to every channel of `channels` in list
-    /// order (a name listed twice gets every record twice in a row), then the
-    /// next record. Stops at the first record a channel cannot take and returns
-    /// that channel's position in `channels`; later records are not pushed.
+    /// ProduceMulti batch) to every channel of `channels`; a name listed `k`
+    /// times gets every record `k` times in a row, as if each record went to the
+    /// list in order. Each distinct channel is looked up once per run, not once
+    /// per record. A channel stops at the first record it cannot take (the
+    /// others still take the whole run); the result names the first such
+    /// channel by its position in `channels`.
     pub fn push_encoded<S: AsRef<str>>(
         &mut self,
         channels: &[S],
         records: &[u8],
     ) -> Result<(), usize> {
         let mut result = Ok(());
-        let mut pushed = false;
-        'records: for record in EncodedRecords(records) {
-            for (index, channel) in channels.iter().enumerate() {
-                let channel = channel.as_ref();
-                let ch = self.channels.get_or_create(channel);
-                let fanout = ch.storage_count() as u64;
-                match ch.push(record) {
-                    Ok(()) => {
-                        pushed = true;
-                        self.counters.pushed_records += fanout;
-                        self.counters.pushed_bytes += fanout * record.len() as u64;
-                    }
-                    Err(StorageError::Full { len }) => {
-                        self.counters.refused_full += 1;
-                        tracing::warn!(
-                            channel,
-                            bytes = len,
-                            "produced record refused: it does not fit in the channel's memory ring"
-                        );
-                        result = Err(index);
+        for (index, channel) in channels.iter().enumerate() {
+            let channel = channel.as_ref();
+            if channels[..index].iter().any(|c| c.as_ref() == channel) {
+                continue;
+            }
+            let times = channels[index..]
+                .iter()
+                .filter(|c| c.as_ref() == channel)
+                .count();
+            let ch = self.channels.get_or_create(channel);
+            let fanout = ch.storage_count() as u64;
+            let (mut pushed_records, mut pushed_bytes) = (0u64, 0u64);
+            let mut refused = None;
+            'records: for record in EncodedRecords(records) {
+                for _ in 0..times {
+                    if let Err(StorageError::Full { len }) = ch.push(record) {
+                        refused = Some(len);
                         break 'records;
                     }
+                    pushed_records += fanout;
+                    pushed_bytes += fanout * record.len() as u64;
                 }
             }
-        }
-        if pushed {
-            for (index, channel) in channels.iter().enumerate() {
-                let channel = channel.as_ref();
-                // Once per distinct channel.
-                if channels[..index].iter().all(|c| c.as_ref() != channel) {
-                    self.wake_consumers(channel);
-                }
+            self.counters.pushed_records += pushed_records;
+            self.counters.pushed_bytes += pushed_bytes;
+            if let Some(len) = refused {
+                self.counters.refused_full += 1;
+                tracing::warn!(
+                    channel,
+                    bytes = len,
+                    "produced record refused: it does not fit in the channel's memory ring"
+                );
+                result = result.and(Err(index));
+            }
+            if pushed_records > 0 {
+                self.wake_consumers(channel);
             }
         }
         result

@@ -1,0 +1,906 @@
+//! One run, from setup to report.
+//!
+//! 1. Setup: workloads that subscribe remove their channels first (fresh
+//!    subscriptions); consume workloads prefill `--count` records.
+//! 2. Idle connections (`--idle-connections`) are opened and held.
+//! 3. Workers start, one thread per connection. With a duration the run warms
+//!    up, then a window opens (counters snapshotted, latencies recorded from
+//!    then on) and closes after `--duration`; with `--count` the window opens at
+//!    once and closes when the count is reached.
+//! 4. Produce's window closes only when every stream is confirmed by the node
+//!    (see `stream.rs`), so its rate counts stored records.
+//! 5. Teardown removes what the subscribing workloads created.
+//!
+//! The main thread samples the counters every 20 ms: a timeline point per second,
+//! a progress line on stderr at most four times a second (on a terminal only).
+
+use std::io::{IsTerminal, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use crate::cli::{Plan, StopRule, Target, Workload};
+use crate::codec::legacy::{LegacyDecoder, LegacyEncoder};
+use crate::codec::neo::{handshake, NeoDecoder, NeoEncoder};
+use crate::codec::redis::{RedisDecoder, RedisEncoder};
+use crate::codec::{channel_names, connect, Decoder, Encoder, InBuf, Mix, Route};
+use crate::driver::{closed_loop, open_loop, LoopOpts, Shared, Tally};
+use crate::latency::{merge, new_histogram, spectrum, LatencySummary};
+use crate::procfs;
+use crate::report::{group, Report, ServerStats, TimelinePoint};
+use crate::size::ValuePool;
+use crate::stream::{
+    legacy_consume, neo_consume, prefill_legacy, prefill_redis, produce, remove_legacy,
+    remove_redis, split_evenly, ConsumeSpec, ProduceSpec,
+};
+use crate::Error;
+
+/// How often the main thread looks at the counters.
+const TICK: Duration = Duration::from_millis(20);
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Fanout: how long consumers may take to catch up after the producers stop.
+const FANOUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// What a worker thread hands back.
+struct Outcome {
+    histogram: Histogram<u64>,
+    error: Option<Error>,
+}
+
+/// The request mix of a request/reply workload.
+fn mix_of(workload: Workload) -> Mix {
+    match workload {
+        Workload::Push | Workload::NeoPush | Workload::Produce | Workload::Fanout => Mix::Push,
+        Workload::Pop | Workload::NeoPop | Workload::Consume | Workload::NeoConsume => Mix::Pop,
+        Workload::PushPop => Mix::PushPop,
+        Workload::Ping => Mix::Ping,
+    }
+}
+
+/// How the workload's workers are organised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Request/reply loops.
+    RequestReply,
+    /// Legacy Produce streams.
+    Produce,
+    /// Legacy Consume streams after a prefill.
+    LegacyConsume,
+    /// Neo Consume streams after a prefill.
+    NeoConsume,
+    /// Neo consumers and legacy Push producers.
+    Fanout,
+}
+
+fn shape(plan: &Plan) -> Shape {
+    match (plan.workload, plan.target) {
+        (Workload::Produce, Target::Dmq | Target::Echo) => Shape::Produce,
+        (Workload::Consume, Target::Dmq) => Shape::LegacyConsume,
+        (Workload::NeoConsume, _) => Shape::NeoConsume,
+        (Workload::Fanout, _) => Shape::Fanout,
+        _ => Shape::RequestReply,
+    }
+}
+
+/// An open request/reply connection with its codec.
+struct Conn {
+    stream: TcpStream,
+    input: InBuf,
+    encoder: Box<dyn Encoder>,
+    decoder: Box<dyn Decoder>,
+    peer: String,
+}
+
+/// Connects request/reply connection `i` with the route and mix given.
+fn open_request_reply(
+    plan: &Plan,
+    i: usize,
+    route: Route,
+    mix: Mix,
+    stamp: Option<Instant>,
+) -> Result<Conn, Error> {
+    let pool = Arc::new(ValuePool::new(plan.size, i as u64 + 1));
+    let neo = matches!(plan.workload, Workload::NeoPush | Workload::NeoPop);
+    let nodes = if neo { &plan.neo_addrs } else { &plan.addrs };
+    let peer = nodes[i % nodes.len()].clone();
+    let mut stream = connect(&peer, plan.connect_timeout)?;
+    let mut input = InBuf::new();
+    let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match plan.target {
+        Target::Dmq if neo => {
+            let credentials = plan
+                .credentials
+                .as_ref()
+                .ok_or_else(|| Error::Usage("neo needs credentials".into()))?;
+            handshake(
+                &mut stream,
+                &mut input,
+                credentials,
+                &peer,
+                plan.reply_timeout,
+            )?;
+            (
+                Box::new(NeoEncoder { mix, route, pool }),
+                Box::new(NeoDecoder {
+                    mix,
+                    peer: peer.clone(),
+                }),
+            )
+        }
+        Target::Dmq | Target::Echo => (
+            Box::new(LegacyEncoder {
+                mix,
+                route,
+                pool,
+                stamp_epoch: stamp,
+            }),
+            Box::new(LegacyDecoder::new(mix, peer.clone())),
+        ),
+        Target::Redis => (
+            Box::new(RedisEncoder {
+                mix,
+                route,
+                pool,
+                blocking_pop: plan.redis_blocking_pop,
+            }),
+            Box::new(RedisDecoder::new(mix, peer.clone())),
+        ),
+    };
+    Ok(Conn {
+        stream,
+        input,
+        encoder,
+        decoder,
+        peer,
+    })
+}
+
+/// A request/reply worker: connect, then a closed or open loop.
+fn request_reply_worker(
+    plan: &Plan,
+    i: usize,
+    route: Route,
+    stamp: Option<Instant>,
+    shared: &Shared,
+) -> Outcome {
+    let mut histogram = new_histogram();
+    let mix = mix_of(plan.workload);
+    let drained = matches!(plan.stop, StopRule::Count(_)) && mix == Mix::Pop;
+    let opts = LoopOpts {
+        in_flight: plan.in_flight,
+        reply_timeout: plan.reply_timeout,
+        stop_when_drained: drained,
+    };
+    let result = open_request_reply(plan, i, route, mix, stamp).and_then(|mut conn| {
+        shared.wait_for_start();
+        match plan.rate {
+            None => closed_loop(
+                &mut conn.stream,
+                &mut conn.input,
+                conn.encoder.as_ref(),
+                conn.decoder.as_mut(),
+                shared,
+                &opts,
+                &mut histogram,
+                &conn.peer,
+            ),
+            Some(rate) => {
+                let per_conn = rate / plan.connections as f64;
+                // Stagger the connections' schedules over one interval.
+                let phase = Duration::from_secs_f64(i as f64 / plan.connections as f64 / per_conn);
+                let (h, result) = open_loop(
+                    &mut conn.stream,
+                    &mut conn.input,
+                    conn.encoder.as_ref(),
+                    conn.decoder.as_mut(),
+                    shared,
+                    &opts,
+                    per_conn,
+                    Instant::now() + phase,
+                    &conn.peer,
+                );
+                histogram = h;
+                result
+            }
+        }
+    });
+    shared.worker_finished();
+    Outcome {
+        histogram,
+        error: result.err(),
+    }
+}
+
+/// Server-side figures from before the window.
+struct ServerProbe {
+    pids: Vec<u32>,
+    rss_start_bytes: u64,
+    rss_idle_bytes: Option<u64>,
+}
+
+fn sum_rss(pids: &[u32]) -> Result<(u64, u64), Error> {
+    let mut total = (0, 0);
+    for &pid in pids {
+        let (rss, peak) =
+            procfs::rss_bytes(pid).map_err(|e| Error::io(format!("server pid {pid}"), e))?;
+        total.0 += rss;
+        total.1 += peak;
+    }
+    Ok(total)
+}
+
+fn sum_cpu(pids: &[u32]) -> Result<u64, Error> {
+    pids.iter().try_fold(0, |sum, &pid| {
+        procfs::cpu_ticks(pid)
+            .map(|t| sum + t)
+            .map_err(|e| Error::io(format!("server pid {pid}"), e))
+    })
+}
+
+/// The progress line on stderr, if it is a terminal.
+struct Progress {
+    on: bool,
+    last_draw: Option<Instant>,
+    last_records: u64,
+}
+
+impl Progress {
+    fn new(plan: &Plan) -> Progress {
+        Progress {
+            on: plan.progress && std::io::stderr().is_terminal(),
+            last_draw: None,
+            last_records: 0,
+        }
+    }
+
+    fn draw(&mut self, phase: &str, elapsed: Duration, tally: &Tally) {
+        if !self.on {
+            return;
+        }
+        let now = Instant::now();
+        let since = match self.last_draw {
+            Some(t) if now - t < PROGRESS_EVERY => return,
+            Some(t) => now - t,
+            None => elapsed,
+        };
+        let rate =
+            tally.records.saturating_sub(self.last_records) as f64 / since.as_secs_f64().max(1e-9);
+        self.last_draw = Some(now);
+        self.last_records = tally.records;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[K{phase} {:>6.1} s  {:>12} records  {:>11} records/s  {} empty  {} refused",
+            elapsed.as_secs_f64(),
+            group(tally.records as f64),
+            group(rate),
+            group(tally.empty as f64),
+            group(tally.errors as f64)
+        );
+        let _ = err.flush();
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
+    }
+
+    fn note(&self, text: &str) {
+        if self.on {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K{text}");
+            let _ = err.flush();
+        }
+    }
+}
+
+/// Samples the counters into 1-second timeline points.
+struct Timeline {
+    t0: Instant,
+    last_at: Instant,
+    last: Tally,
+    points: Vec<TimelinePoint>,
+}
+
+impl Timeline {
+    fn new(t0: Instant, start: Tally) -> Timeline {
+        Timeline {
+            t0,
+            last_at: t0,
+            last: start,
+            points: Vec::new(),
+        }
+    }
+
+    fn sample(&mut self, now: Instant, tally: Tally, force: bool) {
+        let span = now.saturating_duration_since(self.last_at);
+        if span >= Duration::from_secs(1) || (force && span >= Duration::from_millis(200)) {
+            let d = tally.since(&self.last);
+            let s = span.as_secs_f64();
+            self.points.push(TimelinePoint {
+                t_s: (now - self.t0).as_secs_f64(),
+                records_per_s: d.records as f64 / s,
+                mb_per_s: d.bytes as f64 / s / 1e6,
+            });
+            self.last_at = now;
+            self.last = tally;
+        }
+    }
+}
+
+/// What the measurement loop found.
+struct Window {
+    elapsed: Duration,
+    totals: Tally,
+    timeline: Vec<TimelinePoint>,
+    cpu_ticks: Option<u64>,
+    rss_end: Option<(u64, u64)>,
+    extra: Vec<(String, f64)>,
+}
+
+fn all_done<T>(handles: &[ScopedJoinHandle<'_, T>]) -> bool {
+    handles.iter().all(ScopedJoinHandle::is_finished)
+}
+
+/// Waits until `until`, drawing progress; returns early when `done()` says so.
+fn wait(
+    until: Instant,
+    progress: &mut Progress,
+    phase: &str,
+    begin: Instant,
+    shared: &Shared,
+    mut timeline: Option<&mut Timeline>,
+    mut done: impl FnMut() -> bool,
+) {
+    loop {
+        let now = Instant::now();
+        let tally = shared.snapshot();
+        if let Some(t) = timeline.as_deref_mut() {
+            t.sample(now, tally, false);
+        }
+        progress.draw(phase, now - begin, &tally);
+        if now >= until || done() {
+            return;
+        }
+        std::thread::sleep(TICK.min(until - now));
+    }
+}
+
+/// The measurement: warm-up, window, end rule. `producers` is fanout's second
+/// set of workers.
+fn measure(
+    plan: &Plan,
+    shared: &Shared,
+    handles: &[ScopedJoinHandle<'_, Outcome>],
+    producers: Option<(&Shared, &[ScopedJoinHandle<'_, Outcome>])>,
+    progress: &mut Progress,
+) -> Window {
+    // Every worker connected (or failed) before anything is timed.
+    let deadline = Instant::now() + plan.connect_timeout + plan.reply_timeout;
+    let ready = |s: &Shared, h: &[ScopedJoinHandle<'_, Outcome>]| {
+        s.ready_count() + h.iter().filter(|h| h.is_finished()).count() >= h.len()
+    };
+    while !(ready(shared, handles) && producers.is_none_or(|(p, h)| ready(p, h)))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    shared.start();
+    if let Some((p, _)) = producers {
+        p.start();
+    }
+    let begin = Instant::now();
+    let far = begin + Duration::from_secs(365 * 24 * 3600);
+    let producers_done = || producers.is_some_and(|(_, h)| all_done(h));
+    if let StopRule::Duration { warmup_s, .. } = plan.stop {
+        wait(
+            begin + Duration::from_secs_f64(warmup_s),
+            progress,
+            "warm-up",
+            begin,
+            shared,
+            None,
+            || all_done(handles),
+        );
+    }
+    let s0 = shared.snapshot();
+    let p0 = producers.map(|(p, _)| p.snapshot()).unwrap_or_default();
+    let cpu0 = sum_cpu(&plan.server_pids).ok();
+    let t0 = Instant::now();
+    shared.set_measuring(true);
+    let mut timeline = Timeline::new(t0, s0);
+    let (t1, s1, p1) = match plan.stop {
+        StopRule::Duration { duration_s, .. } => {
+            wait(
+                t0 + Duration::from_secs_f64(duration_s),
+                progress,
+                "measuring",
+                begin,
+                shared,
+                Some(&mut timeline),
+                || all_done(handles),
+            );
+            if shape(plan) == Shape::Produce {
+                // The window closes when every stream is confirmed.
+                shared.set_measuring(false);
+                shared.stop();
+                wait(far, progress, "syncing", begin, shared, None, || {
+                    all_done(handles)
+                });
+                let t1 = shared
+                    .last_finished_at()
+                    .unwrap_or_else(Instant::now)
+                    .max(t0);
+                (t1, shared.snapshot(), p0)
+            } else {
+                let t1 = Instant::now();
+                let s1 = shared.snapshot();
+                let p1 = producers.map(|(p, _)| p.snapshot()).unwrap_or_default();
+                shared.set_measuring(false);
+                if let Some((p, _)) = producers {
+                    p.stop();
+                    // Let the subscribers take what was pushed (for a clean end).
+                    let want = p.snapshot().records * plan.subscribers as u64;
+                    wait(
+                        Instant::now() + FANOUT_DRAIN,
+                        progress,
+                        "draining",
+                        begin,
+                        shared,
+                        None,
+                        || shared.snapshot().records >= want || all_done(handles),
+                    );
+                }
+                shared.stop();
+                (t1, s1, p1)
+            }
+        }
+        StopRule::Count(count) => {
+            let target = match producers {
+                Some(_) => count * plan.subscribers as u64,
+                None => count,
+            };
+            let mut producers_done_at: Option<Instant> = None;
+            wait(
+                far,
+                progress,
+                "measuring",
+                begin,
+                shared,
+                Some(&mut timeline),
+                || {
+                    if producers_done() && producers_done_at.is_none() {
+                        producers_done_at = Some(Instant::now());
+                    }
+                    let stuck = producers_done_at.is_some_and(|t| t.elapsed() > plan.reply_timeout);
+                    shared.snapshot().records >= target || all_done(handles) || stuck
+                },
+            );
+            shared.stop();
+            shared.set_measuring(false);
+            let end = shared
+                .reached_at()
+                .or_else(|| {
+                    if shape(plan) == Shape::Produce {
+                        wait(far, progress, "syncing", begin, shared, None, || {
+                            all_done(handles)
+                        });
+                    }
+                    shared.last_finished_at()
+                })
+                .unwrap_or_else(Instant::now)
+                .max(t0);
+            let mut s1 = shared.snapshot();
+            if shared.reached_at().is_some() {
+                // Overshoot past the count is not part of the measurement.
+                s1.records = s1.records.min(target);
+            }
+            let p1 = producers.map(|(p, _)| p.snapshot()).unwrap_or_default();
+            (end, s1, p1)
+        }
+    };
+    if let Some((p, _)) = producers {
+        p.stop();
+    }
+    timeline.sample(t1.max(timeline.last_at), s1, true);
+    let cpu1 = sum_cpu(&plan.server_pids).ok();
+    let rss_end = sum_rss(&plan.server_pids).ok();
+    progress.clear();
+    let mut extra = Vec::new();
+    if producers.is_some() {
+        extra.push(("pushed_records".to_owned(), p1.since(&p0).records as f64));
+    }
+    Window {
+        elapsed: t1 - t0,
+        totals: s1.since(&s0),
+        timeline: timeline.points,
+        cpu_ticks: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
+        rss_end,
+        extra,
+    }
+}
+
+/// Removes the run's channels on every node (legacy RemoveChannel) or Redis
+/// (`DEL`).
+fn remove_channels(plan: &Plan, channels: &[String]) -> Result<(), Error> {
+    for addr in &plan.addrs {
+        match plan.target {
+            Target::Redis => remove_redis(addr, channels, plan.reply_timeout)?,
+            Target::Dmq => remove_legacy(addr, channels, plan.reply_timeout)?,
+            Target::Echo => {}
+        }
+    }
+    Ok(())
+}
+
+/// Prefills `count` records over every channel of every node.
+fn prefill(plan: &Plan, channels: &[String], count: u64) -> Result<(), Error> {
+    let counts = split_evenly(count, plan.addrs.len() * channels.len());
+    let pool = ValuePool::new(plan.size, 0xF111);
+    for (n, addr) in plan.addrs.iter().enumerate() {
+        let mine = &counts[n * channels.len()..(n + 1) * channels.len()];
+        match plan.target {
+            Target::Redis => prefill_redis(addr, channels, mine, &pool, plan.reply_timeout)?,
+            _ => prefill_legacy(addr, channels, mine, &pool, plan.reply_timeout)?,
+        }
+    }
+    Ok(())
+}
+
+/// Connection `i` of a consume workload: node `i % nodes`, channel
+/// `(i / nodes) % channels`.
+fn consumer_slot(plan: &Plan, i: usize) -> (usize, usize) {
+    let nodes = plan.addrs.len();
+    (i % nodes, (i / nodes) % plan.channels)
+}
+
+/// Runs `plan` and returns its report; printing and writing it is `main.rs`'s
+/// business. Fails only when no connection at all could run.
+pub fn run(plan: &Plan) -> Result<Report, Error> {
+    procfs::raise_fd_limit();
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut progress = Progress::new(plan);
+    let channels = Arc::new(channel_names(&plan.channel_prefix, plan.channels));
+    let shape = shape(plan);
+    let count = match plan.stop {
+        StopRule::Count(n) => Some(n),
+        StopRule::Duration { .. } => None,
+    };
+
+    // 1. Setup.
+    let mut extra = Vec::new();
+    if plan.workload.subscribes() {
+        remove_channels(plan, &channels)?;
+    }
+    if plan.workload.prefills() {
+        let n = count.unwrap_or(0);
+        progress.note(&format!("prefilling {} records ...", group(n as f64)));
+        let t = Instant::now();
+        prefill(plan, &channels, n)?;
+        extra.push(("prefill_s".to_owned(), t.elapsed().as_secs_f64()));
+    }
+
+    // 2. Server baseline and idle connections.
+    let (rss_start_bytes, _) = sum_rss(&plan.server_pids)?;
+    let mut idle = Vec::with_capacity(plan.idle_connections);
+    for i in 0..plan.idle_connections {
+        idle.push(connect(
+            &plan.addrs[i % plan.addrs.len()],
+            plan.connect_timeout,
+        )?);
+    }
+    let rss_idle_bytes = if plan.idle_connections > 0 && !plan.server_pids.is_empty() {
+        // Let the server accept them all.
+        std::thread::sleep(Duration::from_millis(500));
+        Some(sum_rss(&plan.server_pids)?.0)
+    } else {
+        None
+    };
+    let probe = ServerProbe {
+        pids: plan.server_pids.clone(),
+        rss_start_bytes,
+        rss_idle_bytes,
+    };
+
+    // 3. Workers and measurement.
+    let budget = match (shape, count) {
+        (Shape::RequestReply, Some(n)) if mix_of(plan.workload) != Mix::Pop => Some(n),
+        (Shape::Produce, Some(n)) => Some(n),
+        _ => None,
+    };
+    let target_records = match shape {
+        // Produce's end is its confirmation, not a count of writes.
+        Shape::Produce => None,
+        // Every pushed record reaches every subscriber of its node.
+        Shape::Fanout => count.map(|n| n * plan.subscribers as u64),
+        _ => count,
+    };
+    let shared = Shared::new(budget, target_records);
+    let producer_shared = Shared::new(count, None);
+    let started = AtomicUsize::new(0);
+    let (window, outcomes) = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let mut producer_handles = Vec::new();
+        let shared = &shared;
+        match shape {
+            Shape::RequestReply => {
+                for i in 0..plan.connections {
+                    let route = if plan.workload == Workload::Consume {
+                        // Redis consume: one key per connection, as legacy Consume.
+                        let (_, c) = consumer_slot(plan, i);
+                        Route {
+                            channels: Arc::new(vec![channels[c].clone()]),
+                            conn: 0,
+                            conns: 1,
+                        }
+                    } else {
+                        Route {
+                            channels: channels.clone(),
+                            conn: i,
+                            conns: plan.connections,
+                        }
+                    };
+                    handles.push(
+                        scope.spawn(move || request_reply_worker(plan, i, route, None, shared)),
+                    );
+                }
+            }
+            Shape::Produce => {
+                for i in 0..plan.connections {
+                    let mine: Vec<String> = if plan.channels <= plan.connections {
+                        vec![channels[i % plan.channels].clone()]
+                    } else {
+                        (i..plan.channels)
+                            .step_by(plan.connections)
+                            .map(|c| channels[c].clone())
+                            .collect()
+                    };
+                    let spec = ProduceSpec {
+                        addr: plan.addrs[i % plan.addrs.len()].clone(),
+                        channels: mine,
+                        run_records: plan.produce_run,
+                        connect_timeout: plan.connect_timeout,
+                        reply_timeout: plan.reply_timeout,
+                    };
+                    handles.push(scope.spawn(move || {
+                        let pool = ValuePool::new(plan.size, i as u64 + 1);
+                        let result = produce(&spec, &pool, shared);
+                        shared.worker_finished();
+                        Outcome {
+                            histogram: new_histogram(),
+                            error: result.err(),
+                        }
+                    }));
+                }
+            }
+            Shape::LegacyConsume | Shape::NeoConsume => {
+                for i in 0..plan.connections {
+                    let (node, c) = consumer_slot(plan, i);
+                    let neo = shape == Shape::NeoConsume;
+                    let spec = ConsumeSpec {
+                        addr: if neo {
+                            plan.neo_addrs[node].clone()
+                        } else {
+                            plan.addrs[node].clone()
+                        },
+                        channel: channels[c].clone(),
+                        subscriber: String::new(),
+                        connect_timeout: plan.connect_timeout,
+                        idle_timeout: Some(plan.reply_timeout),
+                    };
+                    let started = &started;
+                    handles.push(scope.spawn(move || {
+                        let mut histogram = new_histogram();
+                        let result = match (neo, &plan.credentials) {
+                            (true, Some(credentials)) => neo_consume(
+                                &spec,
+                                credentials,
+                                shared,
+                                started,
+                                false,
+                                &mut histogram,
+                            ),
+                            (true, None) => Err(Error::Usage("neo needs credentials".into())),
+                            (false, _) => legacy_consume(&spec, shared),
+                        };
+                        shared.worker_finished();
+                        Outcome {
+                            histogram,
+                            error: result.err(),
+                        }
+                    }));
+                }
+            }
+            Shape::Fanout => {
+                let mut consumers = 0;
+                for addr in &plan.neo_addrs {
+                    for channel in channels.iter() {
+                        for s in 0..plan.subscribers {
+                            let spec = ConsumeSpec {
+                                addr: addr.clone(),
+                                channel: channel.clone(),
+                                subscriber: format!("sub{s}"),
+                                connect_timeout: plan.connect_timeout,
+                                idle_timeout: None,
+                            };
+                            let started = &started;
+                            consumers += 1;
+                            handles.push(scope.spawn(move || {
+                                let mut histogram = new_histogram();
+                                let result = match &plan.credentials {
+                                    Some(credentials) => neo_consume(
+                                        &spec,
+                                        credentials,
+                                        shared,
+                                        started,
+                                        true,
+                                        &mut histogram,
+                                    ),
+                                    None => Err(Error::Usage("neo needs credentials".into())),
+                                };
+                                shared.worker_finished();
+                                Outcome {
+                                    histogram,
+                                    error: result.err(),
+                                }
+                            }));
+                        }
+                    }
+                }
+                // Producers start once every subscription exists: a record
+                // pushed before reaches fewer subscribers.
+                shared.start();
+                let deadline = Instant::now() + plan.reply_timeout;
+                while started.load(Ordering::Relaxed) < consumers
+                    && !all_done(&handles)
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let producer_shared = &producer_shared;
+                for i in 0..plan.connections {
+                    let route = Route {
+                        channels: channels.clone(),
+                        conn: i,
+                        conns: plan.connections,
+                    };
+                    let epoch = shared.epoch;
+                    producer_handles.push(scope.spawn(move || {
+                        request_reply_worker(plan, i, route, Some(epoch), producer_shared)
+                    }));
+                }
+            }
+        }
+        let producers =
+            (shape == Shape::Fanout).then_some((&producer_shared, producer_handles.as_slice()));
+        let window = measure(plan, shared, &handles, producers, &mut progress);
+        producer_shared.stop();
+        shared.stop();
+        let outcomes: Vec<Outcome> = handles
+            .into_iter()
+            .chain(producer_handles)
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Outcome {
+                    histogram: new_histogram(),
+                    error: Some(Error::Protocol {
+                        peer: "worker".into(),
+                        detail: "thread panicked".into(),
+                    }),
+                })
+            })
+            .collect();
+        (window, outcomes)
+    });
+    drop(idle);
+
+    // 5. Teardown.
+    if plan.workload.subscribes() {
+        if let Err(e) = remove_channels(plan, &channels) {
+            eprintln!("dmq-bench: removing the channels after the run failed: {e}");
+        }
+    }
+
+    let mut histogram = new_histogram();
+    let mut failures = Vec::new();
+    for outcome in &outcomes {
+        merge(&mut histogram, &outcome.histogram);
+        if let Some(e) = &outcome.error {
+            let text = e.to_string();
+            if failures.len() < 10 && !failures.contains(&text) {
+                failures.push(text);
+            }
+        }
+    }
+    if outcomes.iter().all(|o| o.error.is_some()) {
+        if let Some(Some(e)) = outcomes.into_iter().map(|o| o.error).next() {
+            return Err(e);
+        }
+    }
+    let elapsed_s = window.elapsed.as_secs_f64();
+    let per_s = |n: u64| {
+        if elapsed_s > 0.0 {
+            n as f64 / elapsed_s
+        } else {
+            0.0
+        }
+    };
+    let totals = window.totals;
+    let server = (!probe.pids.is_empty()).then(|| {
+        let cpu_s = window
+            .cpu_ticks
+            .map(|t| t as f64 / procfs::ticks_per_s() as f64)
+            .unwrap_or(0.0);
+        let (rss_end, peak) = window.rss_end.unwrap_or((0, 0));
+        ServerStats {
+            pids: probe.pids.clone(),
+            cpu_s,
+            cpu_us_per_record: (totals.records > 0 && window.cpu_ticks.is_some())
+                .then(|| cpu_s * 1e6 / totals.records as f64),
+            rss_start_bytes: probe.rss_start_bytes,
+            rss_idle_bytes: probe.rss_idle_bytes,
+            rss_end_bytes: rss_end,
+            rss_peak_bytes: peak,
+        }
+    });
+    extra.extend(window.extra);
+    let (warmup_s, duration_s) = match plan.stop {
+        StopRule::Duration {
+            warmup_s,
+            duration_s,
+        } => (warmup_s, Some(duration_s)),
+        StopRule::Count(_) => (0.0, None),
+    };
+    Ok(Report {
+        tool: format!("dmq-bench {}", env!("CARGO_PKG_VERSION")),
+        label: plan.label.clone(),
+        workload: plan.workload.name().to_owned(),
+        target: plan.target.name().to_owned(),
+        addrs: plan.addrs.clone(),
+        neo_addrs: plan.neo_addrs.clone(),
+        connections: plan.connections,
+        in_flight: plan.in_flight,
+        size: plan.size.to_string(),
+        channels: plan.channels,
+        subscribers: (plan.workload == Workload::Fanout).then_some(plan.subscribers),
+        loop_kind: if plan.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .to_owned(),
+        rate_per_s: plan.rate,
+        warmup_s,
+        duration_s,
+        count,
+        idle_connections: plan.idle_connections,
+        started_unix_s,
+        elapsed_s,
+        requests: totals.requests,
+        records: totals.records,
+        bytes: totals.bytes,
+        empty_count: totals.empty,
+        error_count: totals.errors,
+        first_error: shared
+            .first_error()
+            .or_else(|| producer_shared.first_error()),
+        failures,
+        records_per_s: per_s(totals.records),
+        mb_per_s: per_s(totals.bytes) / 1e6,
+        requests_per_s: per_s(totals.requests),
+        latency: LatencySummary::from_histogram(&histogram),
+        latency_percentiles: spectrum(&histogram),
+        timeline: window.timeline,
+        server,
+        extra: extra.into_iter().collect(),
+    })
+}

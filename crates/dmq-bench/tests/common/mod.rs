@@ -1,0 +1,48 @@
+//! Helpers shared by the harness's tests: run the `dmq-bench` binary and read
+//! its JSON report.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dmq_bench::report::Report;
+
+/// The binary under test.
+pub fn bench() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dmq-bench"));
+    command.env("DMQ_CREDENTIALS", dmq_testkit::credentials_line());
+    command
+}
+
+/// Runs `dmq-bench ARGS` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    bench().args(args).output().expect("run dmq-bench")
+}
+
+/// Runs `dmq-bench ARGS --json FILE --no-progress` in `dir`, asserts that it
+/// succeeded, and returns the report.
+pub fn run_report(dir: &Path, name: &str, args: &[&str]) -> Report {
+    let path = dir.join(format!("{name}.json"));
+    let output = bench()
+        .args(args)
+        .args(["--no-progress", "--json"])
+        .arg(&path)
+        .output()
+        .expect("run dmq-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dmq-bench {args:?} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("records/s"), "no summary:\n{stdout}");
+    let report = Report::read_json(&path).expect("report");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    report
+}
+
+/// `127.0.0.1:PORT`.
+pub fn local(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
