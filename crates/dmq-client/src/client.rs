@@ -32,7 +32,7 @@ use crate::node::{
 };
 use crate::nodes::NodeAddr;
 use crate::producer::Producer;
-use crate::wire::ConnError;
+use crate::wire::{ConnError, Wire};
 
 /// Where a Push was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,32 @@ struct NodeState<S> {
     idle_legacy: Vec<LegacyConn<S>>,
     idle_neo: Vec<NeoConn<S>>,
     health: Health,
+}
+
+/// A connection kind kept in a node's idle pool.
+trait PooledConn<S>: Sized {
+    fn wire(&mut self) -> &mut Wire<S>;
+    fn pool(state: &mut NodeState<S>) -> &mut Vec<Self>;
+}
+
+impl<S> PooledConn<S> for LegacyConn<S> {
+    fn wire(&mut self) -> &mut Wire<S> {
+        &mut self.wire
+    }
+
+    fn pool(state: &mut NodeState<S>) -> &mut Vec<Self> {
+        &mut state.idle_legacy
+    }
+}
+
+impl<S> PooledConn<S> for NeoConn<S> {
+    fn wire(&mut self) -> &mut Wire<S> {
+        &mut self.wire
+    }
+
+    fn pool(state: &mut NodeState<S>) -> &mut Vec<Self> {
+        &mut state.idle_neo
+    }
 }
 
 /// How one attempt on one node ended.
@@ -158,59 +184,49 @@ impl<C: Connector> Client<C> {
 
     /// A legacy connection to `node`: an idle one that is still open, or a new one.
     async fn legacy_conn(&self, node: usize) -> Result<LegacyConn<C::Stream>, NodeError> {
-        self.state.borrow()[node].health.check()?;
-        // Bounded: every round takes one connection out of the (bounded) pool.
-        loop {
-            let idle = self.state.borrow_mut()[node].idle_legacy.pop();
-            match idle {
-                Some(mut conn) => {
-                    if conn.wire.is_idle_and_open().await {
-                        return Ok(conn);
-                    }
-                }
-                None => break,
-            }
-        }
-        let result = connect_legacy(&self.connector, &self.config, self.nodes[node].legacy).await;
-        if result.is_err() {
-            self.failed(node);
-        }
-        result
+        let connect = connect_legacy(&self.connector, &self.config, self.nodes[node].legacy);
+        self.pooled(node, connect).await
     }
 
     /// A neo connection to `node`, authenticated.
     async fn neo_conn(&self, node: usize) -> Result<NeoConn<C::Stream>, NodeError> {
+        let connect = connect_neo(&self.connector, &self.config, self.nodes[node].neo);
+        self.pooled(node, connect).await
+    }
+
+    /// An idle connection of this kind to `node` that is still open, or the one
+    /// `connect` makes (only awaited when no idle one will do).
+    async fn pooled<T: PooledConn<C::Stream>>(
+        &self,
+        node: usize,
+        connect: impl std::future::Future<Output = Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
         self.state.borrow()[node].health.check()?;
         // Bounded: every round takes one connection out of the (bounded) pool.
         loop {
-            let idle = self.state.borrow_mut()[node].idle_neo.pop();
+            let idle = T::pool(&mut self.state.borrow_mut()[node]).pop();
             match idle {
                 Some(mut conn) => {
-                    if conn.wire.is_idle_and_open().await {
+                    if conn.wire().is_idle_and_open().await {
                         return Ok(conn);
                     }
                 }
                 None => break,
             }
         }
-        let result = connect_neo(&self.connector, &self.config, self.nodes[node].neo).await;
+        let result = connect.await;
         if result.is_err() {
             self.failed(node);
         }
         result
     }
 
-    fn release_legacy(&self, node: usize, conn: LegacyConn<C::Stream>) {
+    /// Gives a connection back to its node's pool (or drops it if the pool is full).
+    fn release<T: PooledConn<C::Stream>>(&self, node: usize, conn: T) {
         let mut state = self.state.borrow_mut();
-        if state[node].idle_legacy.len() < self.config.max_idle_per_node {
-            state[node].idle_legacy.push(conn);
-        }
-    }
-
-    fn release_neo(&self, node: usize, conn: NeoConn<C::Stream>) {
-        let mut state = self.state.borrow_mut();
-        if state[node].idle_neo.len() < self.config.max_idle_per_node {
-            state[node].idle_neo.push(conn);
+        let pool = T::pool(&mut state[node]);
+        if pool.len() < self.config.max_idle_per_node {
+            pool.push(conn);
         }
     }
 
@@ -271,7 +287,7 @@ impl<C: Connector> Client<C> {
                     };
                 }
                 self.succeeded(node);
-                self.release_legacy(node, conn);
+                self.release(node, conn);
                 match known {
                     Some(Status::Ok) => Attempt::Done(()),
                     // The node failed, or is full: another node may take it.
@@ -299,7 +315,7 @@ impl<C: Connector> Client<C> {
                     Some(Ok(status)) => status,
                 };
                 self.succeeded(node);
-                self.release_neo(node, conn);
+                self.release(node, conn);
                 match status {
                     PushStatus::Pushed => Attempt::Done(()),
                     PushStatus::Error => Attempt::Failed {
@@ -433,19 +449,19 @@ impl<C: Connector> Client<C> {
                 match reply {
                     Ok(value) => {
                         self.succeeded(node);
-                        self.release_legacy(node, conn);
+                        self.release(node, conn);
                         Attempt::Done((!value.is_empty()).then_some(value))
                     }
                     // Legacy Pop answers 500 when the channel does not exist on this
                     // node (or has subscribers): nothing to pop here.
                     Err(500) => {
                         self.succeeded(node);
-                        self.release_legacy(node, conn);
+                        self.release(node, conn);
                         Attempt::Done(None)
                     }
                     Err(status) if Status::from_code(status).is_some() => {
                         self.succeeded(node);
-                        self.release_legacy(node, conn);
+                        self.release(node, conn);
                         Attempt::Rejected(NodeError::status(status))
                     }
                     Err(status) => {
@@ -474,7 +490,7 @@ impl<C: Connector> Client<C> {
                     Some(Ok(outcome)) => outcome,
                 };
                 self.succeeded(node);
-                self.release_neo(node, conn);
+                self.release(node, conn);
                 match outcome {
                     PopOutcome::Popped(value) => Attempt::Done(Some(value)),
                     PopOutcome::Empty => Attempt::Done(None),
