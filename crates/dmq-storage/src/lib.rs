@@ -4,16 +4,20 @@
 //! channel with its subscriber storages and fan-out (spec 4.2); [`channels`]
 //! is a shard's channel registry (spec 4.1); [`sizes`] maps channel names to
 //! ring sizes (`channel_size_limit`, `[ChannelSizeById]`); [`names`] checks
-//! channel, subscriber and storage names (spec 2.6, 5.2). Everything is
-//! re-exported at the crate root.
+//! channel, subscriber and storage names (spec 2.6, 5.2); [`files`] holds the
+//! original node's on-disk formats: `.rq` dumps, `overflow.dat`,
+//! `ofchannels.csv` and the startup reconstruction of channels (spec 5.2 to
+//! 5.4). Everything except [`files`] is re-exported at the crate root.
 //!
 //! These are the node's in-memory data structures: no networking, no async
-//! runtime, no I/O. Every value here belongs to one shard thread and is used
-//! only there; cross-shard work goes through the node's messages, never
-//! through shared references to these types.
+//! runtime, and no I/O outside the few blocking `std::io` helpers of
+//! [`files`], called at startup and shutdown. Every value here belongs to
+//! one shard thread and is used only there; cross-shard work goes through the
+//! node's messages, never through shared references to these types.
 
 pub mod channel;
 pub mod channels;
+pub mod files;
 pub mod names;
 pub mod ring;
 pub mod sizes;
