@@ -64,6 +64,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let sizes = config.channel_sizes()?;
     crate::preflight::check(&config.server.data_dir)?;
+    let mut loaded = crate::persist::load(&config.server.data_dir, &sizes, shards)?;
 
     let credentials = CredentialStore::load(&config.server.credentials)?;
     let node = Arc::new(NodeShared {
@@ -109,8 +110,9 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         neo: neo.as_ref().map(|l| l.addr),
         metrics: metrics.as_ref().map(|l| l.addr),
     };
-    // Shard 0 binds the admin socket (glommio's UNIX listener must be made on
-    // its executor) and reports here before the node announces itself.
+    // Every shard reports once it holds its loaded channels; shard 0 also binds
+    // the admin socket (glommio's UNIX listener must be made on its executor).
+    // The node announces itself, and deletes the loaded files, only then.
     let (admin_ready, admin_bound) = std::sync::mpsc::channel::<Result<(), String>>();
 
     let per_shard = |bound: Option<listener::BoundListener>| -> Vec<Option<OwnedFd>> {
@@ -141,6 +143,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         let metrics_fd = if id == 0 { metrics_fd.take() } else { None };
         let mesh = mesh.clone();
         let admin_ready = admin_ready.clone();
+        let restore = std::mem::take(&mut loaded.per_shard[id]);
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("dmq-shard-{id}"))
             .spin_before_park(spin);
@@ -150,6 +153,12 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         let handle = builder
             .spawn(move || async move {
                 let shard = Rc::new(RefCell::new(Shard::new(sizes)));
+                {
+                    let mut state = shard.borrow_mut();
+                    for (channel, content) in restore {
+                        state.restore(&channel, content);
+                    }
+                }
                 let senders = if shards > 1 {
                     let (senders, mut receivers) = mesh
                         .join()
@@ -228,6 +237,9 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                         }
                     }
                 }
+                if id != 0 {
+                    let _ = admin_ready.send(Ok(()));
+                }
                 drop(admin_ready);
                 tracing::debug!(shard = id, "shard started");
                 node.shutdown.wait().await;
@@ -235,6 +247,15 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     task.await;
                 }
                 drain(&node.shutdown, id).await;
+                let dumped = crate::persist::dump_shard(&shard.borrow(), &config.server.data_dir)
+                    .map_err(|e| {
+                    anyhow::anyhow!(
+                        "shard {id}: dump failed, records of this shard may be lost: {e}"
+                    )
+                })?;
+                if dumped > 0 {
+                    tracing::info!(shard = id, storages = dumped, "memory dumped");
+                }
                 tracing::debug!(shard = id, "shard stopped");
                 anyhow::Ok(())
             })
@@ -242,16 +263,33 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         handles.push(handle);
     }
     drop(admin_ready);
-    let mut result = match admin_bound.recv() {
-        Ok(Ok(())) => {
-            on_bound(&bound);
-            Ok(())
+    let mut result = Ok(());
+    for _ in 0..shards {
+        match admin_bound.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                result = Err(anyhow::anyhow!(e));
+                break;
+            }
+            // A shard ended before it was ready: its own error, read at
+            // join, says why.
+            Err(_) => {
+                result = Err(anyhow::anyhow!("a shard stopped before it was ready"));
+                break;
+            }
         }
-        Ok(Err(e)) => Err(anyhow::anyhow!(e)),
-        // Shard 0 ended before it was ready: its own error, read at join,
-        // says why.
-        Err(_) => Err(anyhow::anyhow!("shard 0 stopped before it was ready")),
-    };
+    }
+    if result.is_ok() {
+        if loaded.storages > 0 {
+            tracing::info!(
+                storages = loaded.storages,
+                records = loaded.records,
+                "loaded the data directory"
+            );
+        }
+        crate::persist::remove_loaded(&loaded.files);
+        on_bound(&bound);
+    }
     let early_stop = result.is_err();
     if early_stop {
         node.shutdown.trigger();

@@ -182,6 +182,37 @@ impl Shard {
         }
     }
 
+    /// Puts a channel loaded from the data directory back, storage by storage,
+    /// in its mode. The caller checked that every storage fits its ring.
+    pub fn restore(&mut self, channel: &str, content: dmq_storage::files::ChannelContent) {
+        use dmq_storage::files::ChannelContent;
+        let ch = self.channels.get_or_create(channel);
+        let mut refused = 0usize;
+        match content {
+            ChannelContent::Unsubscribed(records) => {
+                if let Some(storage) = ch.unsubscribed_storage_mut() {
+                    for record in &records {
+                        refused += usize::from(storage.push(record).is_err());
+                    }
+                }
+            }
+            ChannelContent::Subscribed(subscribers) => {
+                for (subscriber, records) in subscribers {
+                    ch.subscribe(&subscriber);
+                    if let Some(storage) = ch.subscriber_storage_mut(&subscriber) {
+                        for record in &records {
+                            refused += usize::from(storage.push(record).is_err());
+                        }
+                    }
+                }
+            }
+        }
+        if refused > 0 {
+            // Only possible if the size check before the start was wrong.
+            tracing::error!(channel, refused, "restored records did not fit their ring");
+        }
+    }
+
     /// Creates the channel if missing (Produce, ProduceMulti, Consume start).
     pub fn create(&mut self, channel: &str) {
         self.channels.get_or_create(channel);
