@@ -101,11 +101,17 @@ pub fn load(
     let index = data_dir.join(files::INDEX_FILE_NAME);
     if data.exists() || index.exists() {
         let entries = files::read_index_file(&index)?;
+        let bytes = match std::fs::read(&data) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(PersistError::Dir {
+                    path: data.clone(),
+                    source,
+                })
+            }
+        };
         if !entries.is_empty() {
-            let bytes = std::fs::read(&data).map_err(|source| PersistError::Dir {
-                path: data.clone(),
-                source,
-            })?;
             let channels = files::read_indexed(&bytes, &entries)?;
             tracing::info!(
                 file = %data.display(),
@@ -113,10 +119,22 @@ pub fn load(
                 "loading the original node's disk overflow into memory"
             );
             storages.extend(channels);
+            loaded
+                .files
+                .extend([data, index].into_iter().filter(|p| p.exists()));
+        } else if bytes.len() > files::MAGIC.len() {
+            // Records without an index naming their channels (the original
+            // crashed): they cannot be put back, and must not be deleted.
+            tracing::warn!(
+                file = %data.display(),
+                bytes = bytes.len(),
+                "the overflow file holds records but no index names their channels; left in place, not loaded"
+            );
+        } else {
+            loaded
+                .files
+                .extend([data, index].into_iter().filter(|p| p.exists()));
         }
-        loaded
-            .files
-            .extend([data, index].into_iter().filter(|p| p.exists()));
     }
     for (storage, records) in &storages {
         let (_, channel) = dmq_storage::split_storage_name(storage);

@@ -169,3 +169,27 @@ fn a_dump_larger_than_its_ring_stops_the_start_naming_the_key() {
     // Nothing was deleted: the operator can raise the limit and start again.
     assert!(data.path().join("big.rq").exists());
 }
+
+#[test]
+fn an_overflow_file_without_its_index_is_left_in_place() {
+    // What the original leaves after a crash: records, but no index naming
+    // their channels. They cannot be loaded; they must not be deleted either.
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut writer = dmq_storage::files::OverflowWriter::new();
+    writer.push(1, b"orphan");
+    let bytes = writer.into_bytes();
+    std::fs::write(data.path().join("overflow.dat"), &bytes).expect("write");
+    let data_dir = data_dir_override(data.path());
+    let mut node = Node::start(&[&data_dir]);
+    assert_eq!(files_in(data.path()), vec!["overflow.dat".to_owned()]);
+    assert_eq!(
+        std::fs::read(data.path().join("overflow.dat")).expect("read"),
+        bytes
+    );
+    assert!(
+        node.log().contains("no index names their channels"),
+        "{}",
+        node.log()
+    );
+    assert_eq!(node.stop().code(), Some(0));
+}
