@@ -40,9 +40,11 @@ pub fn shard_for(channel: &[u8], nr_shards: usize) -> ShardId {
 /// One operation on the owner shard's channels. Names are already validated.
 #[derive(Debug)]
 pub enum Op {
-    /// One record to every storage of the channel (created if missing).
+    /// One record to every storage of each channel (created if missing), in
+    /// list order. One op carries all of a request's channels on this shard,
+    /// so the value crosses cores once per shard, not once per channel.
     Push {
-        channel: String,
+        channels: Vec<String>,
         value: Vec<u8>,
     },
     /// A run of records encoded `u64 len + bytes` (a Produce batch), each to
@@ -91,7 +93,19 @@ impl Shard {
     /// Applies one operation; the single entry point for work from other shards.
     pub fn apply(&mut self, op: Op) -> OpResult {
         match op {
-            Op::Push { channel, value } => OpResult::Push(self.push(&channel, &value)),
+            Op::Push { channels, value } => {
+                // Every channel gets its push (no short cut); the answer is
+                // Full if any refused.
+                let mut refused = false;
+                for channel in &channels {
+                    refused |= self.push(channel, &value).is_err();
+                }
+                OpResult::Push(if refused {
+                    Err(PushError::Full)
+                } else {
+                    Ok(())
+                })
+            }
             Op::PushEncoded { channels, records } => {
                 OpResult::Produced(self.push_encoded(&channels, &records))
             }
@@ -132,6 +146,40 @@ pub fn queue_op(ops: &mut Vec<(ShardId, Vec<Op>)>, shard: ShardId, op: Op) -> us
     let batch = &mut ops[slot].1;
     batch.push(op);
     batch.len() - 1
+}
+
+/// Pushes `value` to every channel of a Push or PushMulti: the channels this
+/// shard owns at once, the others grouped into one [`Op::Push`] per owner shard
+/// (returned for the caller to send). Returns whether a local push was refused.
+pub fn push_to_owners<'c>(
+    router: &Router,
+    channels: impl IntoIterator<Item = &'c str>,
+    value: &[u8],
+) -> (bool, Vec<(ShardId, Op)>) {
+    let mut local_refused = false;
+    let mut remote: Vec<(ShardId, Vec<String>)> = Vec::new();
+    for channel in channels {
+        let owner = router.owner(channel.as_bytes());
+        if router.is_local(owner) {
+            local_refused |= router.local().borrow_mut().push(channel, value).is_err();
+        } else {
+            match remote.iter_mut().find(|(shard, _)| *shard == owner) {
+                Some((_, list)) => list.push(channel.to_owned()),
+                None => remote.push((owner, vec![channel.to_owned()])),
+            }
+        }
+    }
+    let ops = remote
+        .into_iter()
+        .map(|(shard, channels)| {
+            let op = Op::Push {
+                channels,
+                value: value.to_vec(),
+            };
+            (shard, op)
+        })
+        .collect();
+    (local_refused, ops)
 }
 
 /// The envelope between shards.
@@ -302,6 +350,22 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_push_op_serves_every_channel_even_past_a_full_one() {
+        let sizes =
+            dmq_storage::ChannelSizes::new(1024, vec![("tiny".to_owned(), 16)]).expect("sizes");
+        let mut shard = Shard::new(sizes);
+        let op = Op::Push {
+            channels: vec!["a".into(), "tiny".into(), "b".into(), "a".into()],
+            value: vec![7; 20],
+        };
+        assert_eq!(shard.apply(op), OpResult::Push(Err(PushError::Full)));
+        for (channel, expected) in [("a", 2), ("b", 1), ("tiny", 0)] {
+            let records = shard.channels().get(channel).map_or(0, |c| c.records());
+            assert_eq!(records, expected, "{channel}");
+        }
+    }
 
     #[test]
     fn one_shard_owns_everything() {

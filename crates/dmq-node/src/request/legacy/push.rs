@@ -39,7 +39,7 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
         batch.remote(owner, op, ReplyKind::Fixed(Status::EmptyValue));
     } else {
         let op = Op::Push {
-            channel: name.to_owned(),
+            channels: vec![name.to_owned()],
             value: value.to_vec(),
         };
         batch.remote(owner, op, ReplyKind::Push);

@@ -6,8 +6,7 @@ use dmq_proto::legacy::{ChannelList, Status};
 use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
-use crate::route::Op;
-use crate::shard::PushError;
+use crate::route::push_to_owners;
 
 /// 409 if any name is bad, 408 for an empty value (nothing is created), otherwise
 /// the record goes to each channel on its owner shard and the reply waits for all
@@ -22,24 +21,11 @@ pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
         batch.status(Status::EmptyValue);
         return;
     }
-    let router = batch.router();
-    let mut parts = Vec::new();
-    let mut local_full = false;
-    for raw in channels.iter() {
-        let Some(name) = channel_name(raw) else {
-            continue;
-        };
-        let owner = router.owner(raw);
-        if router.is_local(owner) {
-            let result = router.local().borrow_mut().push(name, value);
-            local_full |= result == Err(PushError::Full);
-        } else {
-            let op = Op::Push {
-                channel: name.to_owned(),
-                value: value.to_vec(),
-            };
-            parts.push((owner, batch.push_op(owner, op)));
-        }
-    }
+    let names = channels.iter().filter_map(channel_name);
+    let (local_full, ops) = push_to_owners(batch.router(), names, value);
+    let parts = ops
+        .into_iter()
+        .map(|(shard, op)| (shard, batch.push_op(shard, op)))
+        .collect();
     batch.all_pushed(parts, local_full);
 }

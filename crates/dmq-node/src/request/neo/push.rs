@@ -15,7 +15,7 @@ use crate::metrics::probes::RequestKind;
 use crate::neo::batch::{push_outcome, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
-use crate::route::Op;
+use crate::route::push_to_owners;
 
 pub fn handle(
     shared: &Rc<ConnShared>,
@@ -45,24 +45,12 @@ pub fn handle(
         reply(batch, PushStatus::Error);
         return;
     }
-    let router = &shared.ctx.router;
-    let mut parts = Vec::new();
-    let mut local_failed = false;
-    for raw in channels.iter() {
-        let Some(name) = channel_name(raw) else {
-            continue;
-        };
-        let owner = router.owner(raw);
-        if router.is_local(owner) {
-            local_failed |= router.local().borrow_mut().push(name, value).is_err();
-        } else {
-            let op = Op::Push {
-                channel: name.to_owned(),
-                value: value.to_vec(),
-            };
-            parts.push((owner, batch.push_op(owner, op)));
-        }
-    }
+    let names = channels.iter().filter_map(channel_name);
+    let (local_failed, ops) = push_to_owners(&shared.ctx.router, names, value);
+    let parts: Vec<_> = ops
+        .into_iter()
+        .map(|(shard, op)| (shard, batch.push_op(shard, op)))
+        .collect();
     if parts.is_empty() {
         reply(
             batch,
