@@ -296,48 +296,52 @@ impl Shard {
         result
     }
 
-    /// Pops one record of an unsubscribed channel. `create` makes a missing channel
-    /// (neo Pop does, legacy Pop does not).
-    pub fn pop(&mut self, channel: &str, create: bool) -> PopOutcome {
+    /// Pops one record of an unsubscribed channel and hands it to `take` while
+    /// it is still in the ring, so the caller can encode it without a copy.
+    /// `create` makes a missing channel (neo Pop does, legacy Pop does not).
+    pub fn pop_with<R>(
+        &mut self,
+        channel: &str,
+        create: bool,
+        take: impl FnOnce(Result<Option<&[u8]>, PopRefused>) -> R,
+    ) -> R {
         let ch = if create {
             self.channels.get_or_create(channel)
         } else {
             match self.channels.get_mut(channel) {
                 Some(ch) => ch,
-                None => return PopOutcome::NoChannel,
+                None => return take(Err(PopRefused::NoChannel)),
             }
         };
         match ch.pop() {
             Ok(Some(value)) => {
                 self.counters.popped_records += 1;
                 self.counters.popped_bytes += value.len() as u64;
-                PopOutcome::Value(value.to_vec())
+                take(Ok(Some(value)))
             }
-            Ok(None) => PopOutcome::Empty,
-            Err(PopError::Subscribed) => PopOutcome::Subscribed,
+            Ok(None) => take(Ok(None)),
+            Err(PopError::Subscribed) => take(Err(PopRefused::Subscribed)),
         }
     }
 
+    /// Pops one record of an unsubscribed channel as an owned outcome (for
+    /// other shards).
+    pub fn pop(&mut self, channel: &str, create: bool) -> PopOutcome {
+        self.pop_with(channel, create, |popped| match popped {
+            Ok(Some(value)) => PopOutcome::Value(value.to_vec()),
+            Ok(None) => PopOutcome::Empty,
+            Err(PopRefused::NoChannel) => PopOutcome::NoChannel,
+            Err(PopRefused::Subscribed) => PopOutcome::Subscribed,
+        })
+    }
+
     /// Legacy Pop on the local path: the popped value (or an empty array) goes
-    /// straight into `out` as `u64 len + bytes`, avoiding the copy of [`Shard::pop`].
+    /// straight into `out` as `u64 len + bytes`.
     pub fn pop_encoded(&mut self, channel: &str, out: &mut Vec<u8>) -> Result<(), PopRefused> {
-        let ch = self
-            .channels
-            .get_mut(channel)
-            .ok_or(PopRefused::NoChannel)?;
-        match ch.pop() {
-            Ok(Some(value)) => {
-                self.counters.popped_records += 1;
-                self.counters.popped_bytes += value.len() as u64;
-                dmq_proto::legacy::encode_array(out, value);
-                Ok(())
-            }
-            Ok(None) => {
-                dmq_proto::legacy::encode_array(out, &[]);
-                Ok(())
-            }
-            Err(PopError::Subscribed) => Err(PopRefused::Subscribed),
-        }
+        self.pop_with(channel, false, |popped| {
+            dmq_proto::legacy::encode_array(out, popped?.unwrap_or_default());
+            Ok(())
+        })
     }
 
     /// Removes the channel and all its storages, and ends every Consume of it.

@@ -11,7 +11,7 @@ use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::ConnShared;
 use crate::route::{queue_op, Op, OpResult, ShardGone, ShardId};
-use crate::shard::PopOutcome;
+use crate::shard::{PopOutcome, PopRefused};
 
 enum Pending {
     Push {
@@ -167,22 +167,34 @@ impl NeoBatch {
     }
 }
 
-/// Sends the neo Pop reply for an outcome (`None`: the owner did not answer)
-/// and returns its outcome.
+/// Sends the neo Pop reply for a remote outcome (`None`: the owner did not
+/// answer) and returns its outcome.
 pub fn encode_pop(shared: &ConnShared, id: RequestId, outcome: Option<&PopOutcome>) -> Outcome {
-    let (reply, label) = match outcome {
+    let popped = outcome.map(|outcome| match outcome {
+        PopOutcome::Value(value) => Ok(Some(value.as_slice())),
+        PopOutcome::Empty => Ok(None),
+        PopOutcome::NoChannel => Err(PopRefused::NoChannel),
+        PopOutcome::Subscribed => Err(PopRefused::Subscribed),
+    });
+    encode_popped(shared, id, popped)
+}
+
+/// Sends the neo Pop reply for a pop (`None`: the owner did not answer), the
+/// value straight from where it is, and returns its outcome.
+pub fn encode_popped(
+    shared: &ConnShared,
+    id: RequestId,
+    popped: Option<Result<Option<&[u8]>, PopRefused>>,
+) -> Outcome {
+    let (reply, outcome) = match popped {
         // A zero-length record counts as Empty (spec 3.7); it is consumed.
-        Some(PopOutcome::Value(value)) if !value.is_empty() => {
-            (PopReply::Popped(value), Outcome::Popped)
-        }
-        Some(PopOutcome::Value(_) | PopOutcome::Empty | PopOutcome::NoChannel) => {
-            (PopReply::Empty, Outcome::Empty)
-        }
-        Some(PopOutcome::Subscribed) => (PopReply::Subscribed, Outcome::Subscribed),
+        Some(Ok(Some(value))) if !value.is_empty() => (PopReply::Popped(value), Outcome::Popped),
+        Some(Ok(_) | Err(PopRefused::NoChannel)) => (PopReply::Empty, Outcome::Empty),
+        Some(Err(PopRefused::Subscribed)) => (PopReply::Subscribed, Outcome::Subscribed),
         None => (PopReply::Error, Outcome::Error),
     };
     shared.outbox.push(|out| reply.encode(out, id));
-    label
+    outcome
 }
 
 /// Counts a finished neo request.

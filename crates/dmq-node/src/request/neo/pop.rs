@@ -12,7 +12,7 @@ use dmq_proto::neo::{PopReply, RequestId};
 use std::time::Instant;
 
 use crate::metrics::probes::{Outcome, RequestKind};
-use crate::neo::batch::{encode_pop, NeoBatch};
+use crate::neo::batch::{encode_popped, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::Op;
@@ -38,9 +38,11 @@ pub fn handle(
     let router = &shared.ctx.router;
     let owner = router.owner(request.channel);
     if router.is_local(owner) {
-        let outcome = router.local().borrow_mut().pop(name, true);
-        let label = encode_pop(shared, id, Some(&outcome));
-        batch.done_local(shared, RequestKind::Pop, label);
+        let outcome = router
+            .local()
+            .borrow_mut()
+            .pop_with(name, true, |popped| encode_popped(shared, id, Some(popped)));
+        batch.done_local(shared, RequestKind::Pop, outcome);
     } else {
         let op = Op::Pop {
             channel: name.to_owned(),
