@@ -230,6 +230,33 @@ impl<C: Connector> Client<C> {
         }
     }
 
+    /// Runs one request on a connection to `node` (as `conn` got it) within the
+    /// request timeout. A failure becomes the attempt's answer: no connection,
+    /// a timeout (outcome unknown), or a broken connection (judged by
+    /// [`Client::conn_failed`]).
+    async fn exchange<T, R, X>(
+        &self,
+        node: usize,
+        conn: Result<T, NodeError>,
+        request: impl AsyncFnOnce(&mut T) -> Result<R, Failed>,
+    ) -> Result<(T, R), Attempt<X>> {
+        let mut conn = conn.map_err(|error| Attempt::Failed {
+            error,
+            unknown: false,
+        })?;
+        match timeout(
+            &self.connector,
+            self.config.request_timeout,
+            request(&mut conn),
+        )
+        .await
+        {
+            None => Err(self.timed_out(node)),
+            Some(Err(failed)) => Err(self.conn_failed(node, failed)),
+            Some(Ok(reply)) => Ok((conn, reply)),
+        }
+    }
+
     /// Judges a request that failed on its connection (which is dropped). A node
     /// that does not support the request is not "down".
     fn conn_failed<T>(&self, node: usize, failed: Failed) -> Attempt<T> {
@@ -254,28 +281,18 @@ impl<C: Connector> Client<C> {
     /// One Push or PushMulti on one node.
     async fn push_once(&self, node: usize, channels: &[&str], value: &[u8]) -> Attempt<()> {
         let bytes: Vec<&[u8]> = channels.iter().map(|c| c.as_bytes()).collect();
-        let request_timeout = self.config.request_timeout;
         match self.config.protocol {
             Protocol::Legacy => {
-                let mut conn = match self.legacy_conn(node).await {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        return Attempt::Failed {
-                            error,
-                            unknown: false,
-                        }
-                    }
-                };
-                let request = async {
-                    match bytes.as_slice() {
+                let legacy = self.legacy_conn(node).await;
+                let (conn, status) = match self
+                    .exchange(node, legacy, async |conn| match bytes.as_slice() {
                         [channel] => conn.push(channel, value).await,
                         _ => conn.push_multi(&bytes, value).await,
-                    }
-                };
-                let status = match timeout(&self.connector, request_timeout, request).await {
-                    None => return self.timed_out(node),
-                    Some(Err(failed)) => return self.conn_failed(node, failed),
-                    Some(Ok(status)) => status,
+                    })
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(attempt) => return attempt,
                 };
                 let known = Status::from_code(status);
                 if known.is_none() {
@@ -299,20 +316,13 @@ impl<C: Connector> Client<C> {
                 }
             }
             Protocol::Neo => {
-                let mut conn = match self.neo_conn(node).await {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        return Attempt::Failed {
-                            error,
-                            unknown: false,
-                        }
-                    }
-                };
-                let request = conn.push(&bytes, value);
-                let status = match timeout(&self.connector, request_timeout, request).await {
-                    None => return self.timed_out(node),
-                    Some(Err(failed)) => return self.conn_failed(node, failed),
-                    Some(Ok(status)) => status,
+                let neo = self.neo_conn(node).await;
+                let (conn, status) = match self
+                    .exchange(node, neo, async |conn| conn.push(&bytes, value).await)
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(attempt) => return attempt,
                 };
                 self.succeeded(node);
                 self.release(node, conn);
@@ -428,23 +438,17 @@ impl<C: Connector> Client<C> {
 
     /// One Pop on one node: `Done(None)` when it has nothing.
     async fn pop_once(&self, node: usize, channel: &str) -> Attempt<Option<Vec<u8>>> {
-        let request_timeout = self.config.request_timeout;
         match self.config.protocol {
             Protocol::Legacy => {
-                let mut conn = match self.legacy_conn(node).await {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        return Attempt::Failed {
-                            error,
-                            unknown: false,
-                        }
-                    }
-                };
-                let request = conn.pop(channel.as_bytes());
-                let reply = match timeout(&self.connector, request_timeout, request).await {
-                    None => return self.timed_out(node),
-                    Some(Err(failed)) => return self.conn_failed(node, failed),
-                    Some(Ok(reply)) => reply,
+                let legacy = self.legacy_conn(node).await;
+                let (conn, reply) = match self
+                    .exchange(node, legacy, async |conn| {
+                        conn.pop(channel.as_bytes()).await
+                    })
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(attempt) => return attempt,
                 };
                 match reply {
                     Ok(value) => {
@@ -474,20 +478,13 @@ impl<C: Connector> Client<C> {
                 }
             }
             Protocol::Neo => {
-                let mut conn = match self.neo_conn(node).await {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        return Attempt::Failed {
-                            error,
-                            unknown: false,
-                        }
-                    }
-                };
-                let request = conn.pop(channel.as_bytes());
-                let outcome = match timeout(&self.connector, request_timeout, request).await {
-                    None => return self.timed_out(node),
-                    Some(Err(failed)) => return self.conn_failed(node, failed),
-                    Some(Ok(outcome)) => outcome,
+                let neo = self.neo_conn(node).await;
+                let (conn, outcome) = match self
+                    .exchange(node, neo, async |conn| conn.pop(channel.as_bytes()).await)
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(attempt) => return attempt,
                 };
                 self.succeeded(node);
                 self.release(node, conn);
