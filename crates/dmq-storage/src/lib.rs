@@ -17,6 +17,7 @@
 
 pub mod channel;
 pub mod channels;
+pub mod disk;
 pub mod files;
 pub mod names;
 pub mod ring;
