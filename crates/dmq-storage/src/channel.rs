@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::disk::DiskWriter;
 use crate::names::storage_name;
-use crate::storage::{Storage, StorageError};
+use crate::ring::Ring;
+use crate::storage::{Storage, StorageError, Stored};
 
 /// Why a Pop was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -44,10 +46,16 @@ pub struct Channel {
 impl Channel {
     /// An unsubscribed channel with one empty storage of `ring_capacity_bytes`.
     pub fn new(name: &str, ring_capacity_bytes: usize) -> Channel {
+        Channel::with_ring(name, ring_capacity_bytes, Ring::with_capacity(ring_capacity_bytes))
+    }
+
+    /// An unsubscribed channel whose storage has `ring` (smaller than the
+    /// configured `ring_capacity_bytes` when the memory budget is short).
+    pub fn with_ring(name: &str, ring_capacity_bytes: usize, ring: Ring) -> Channel {
         Channel {
             name: name.to_owned(),
             ring_capacity: ring_capacity_bytes,
-            mode: Mode::Unsubscribed(Storage::new(ring_capacity_bytes)),
+            mode: Mode::Unsubscribed(Storage::with_ring(ring)),
         }
     }
 
@@ -66,21 +74,35 @@ impl Channel {
         matches!(self.mode, Mode::Subscribed(_))
     }
 
-    /// Fan-out push: the value goes to every storage. Atomic per channel: if
-    /// it does not fit in some storage, nothing is pushed and
-    /// [`StorageError::Full`] is returned.
-    pub fn push(&mut self, value: &[u8]) -> Result<(), StorageError> {
+    /// Fan-out push: the value goes to every storage, to its ring or to the
+    /// disk overflow. If some storage cannot take it (the overflow is full
+    /// or failing) the others still do, and the error is returned.
+    pub fn push(&mut self, value: &[u8], disk: &mut DiskWriter) -> Result<Stored, StorageError> {
+        let channel = self.name.as_str();
         match &mut self.mode {
-            Mode::Unsubscribed(storage) => storage.push(value),
-            Mode::Subscribed(subs) => {
-                if !subs.values().all(|s| s.fits(value.len())) {
-                    return Err(StorageError::Full { len: value.len() });
-                }
-                for storage in subs.values_mut() {
-                    storage.push(value)?;
-                }
-                Ok(())
+            Mode::Unsubscribed(storage) => {
+                storage.push(value, disk, &|| storage_name(channel, None))
             }
+            Mode::Subscribed(subs) => {
+                let mut result = Ok(Stored::Memory);
+                for (sub, storage) in subs.iter_mut() {
+                    let pushed = storage.push(value, disk, &|| storage_name(channel, Some(sub)));
+                    result = match (result, pushed) {
+                        (Ok(a), Ok(b)) => Ok(a.max(b)),
+                        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                    };
+                }
+                result
+            }
+        }
+    }
+
+    /// True when the channel is unsubscribed and its memory is empty while
+    /// records wait on disk.
+    pub fn waits_on_disk(&self) -> bool {
+        match &self.mode {
+            Mode::Unsubscribed(storage) => storage.waits_on_disk(),
+            Mode::Subscribed(_) => false,
         }
     }
 
@@ -102,19 +124,25 @@ impl Channel {
     ///   capacity, which gets only records pushed from now on.
     ///
     /// Returns true if a storage was newly created or taken over (for logging).
-    pub fn subscribe(&mut self, subscriber: &str) -> bool {
+    pub fn subscribe(
+        &mut self,
+        subscriber: &str,
+        disk: &mut DiskWriter,
+        new_ring: impl FnOnce() -> Ring,
+    ) -> bool {
         match &mut self.mode {
             Mode::Subscribed(subs) => {
                 if subs.contains_key(subscriber) {
                     return false;
                 }
-                subs.insert(subscriber.to_owned(), Storage::new(self.ring_capacity));
+                subs.insert(subscriber.to_owned(), Storage::with_ring(new_ring()));
                 true
             }
             Mode::Unsubscribed(_) => {
                 let old = std::mem::replace(&mut self.mode, Mode::Subscribed(BTreeMap::new()));
                 if let (Mode::Unsubscribed(storage), Mode::Subscribed(subs)) = (old, &mut self.mode)
                 {
+                    disk.rename(storage.disk(), storage_name(&self.name, Some(subscriber)));
                     subs.insert(subscriber.to_owned(), storage);
                 }
                 true
@@ -190,12 +218,33 @@ impl Channel {
         self.storage_values().map(|s| s.ring().used_bytes()).sum()
     }
 
-    /// Empties every storage. The subscriptions stay.
-    pub fn clear(&mut self) {
-        match &mut self.mode {
-            Mode::Unsubscribed(storage) => storage.clear(),
-            Mode::Subscribed(subs) => subs.values_mut().for_each(Storage::clear),
+    /// Empties every storage, in memory and on disk. The subscriptions stay.
+    pub fn clear(&mut self, disk: &mut DiskWriter) {
+        self.storages_mut().for_each(|s| s.clear(disk));
+    }
+
+    /// Every storage, mutable, in no particular order.
+    pub fn storages_mut(&mut self) -> impl Iterator<Item = &mut Storage> {
+        let (single, subs) = match &mut self.mode {
+            Mode::Unsubscribed(storage) => (Some(storage), None),
+            Mode::Subscribed(subs) => (None, Some(subs)),
+        };
+        single
+            .into_iter()
+            .chain(subs.into_iter().flat_map(|s| s.values_mut()))
+    }
+
+    /// The storage whose disk part has overflow channel id `id`.
+    pub fn storage_by_disk_id_mut(&mut self, id: u32) -> Option<&mut Storage> {
+        if id == 0 {
+            return None;
         }
+        self.storages_mut().find(|s| s.disk().id() == id)
+    }
+
+    /// Bytes of all the channel's rings (what it takes from the memory budget).
+    pub fn ring_bytes(&self) -> usize {
+        self.storage_values().map(|s| s.ring().capacity()).sum()
     }
 
     fn subscriber_map(&self) -> Option<&BTreeMap<String, Storage>> {
@@ -220,6 +269,13 @@ impl Channel {
 mod tests {
     use super::*;
 
+    fn w() -> DiskWriter {
+        DiskWriter::new(crate::disk::DiskConfig {
+            segment_size: 1 << 20,
+            limit: 0,
+        })
+    }
+
     fn pop_all(storage: &mut Storage) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while let Some(p) = storage.pop() {
@@ -239,8 +295,8 @@ mod tests {
         assert_eq!(ch.ring_capacity(), 100);
         assert!(!ch.is_subscribed());
         assert_eq!(ch.pop(), Ok(None));
-        ch.push(b"a").unwrap();
-        ch.push(b"bc").unwrap();
+        ch.push(b"a", &mut w()).unwrap();
+        ch.push(b"bc", &mut w()).unwrap();
         assert_eq!((ch.records(), ch.bytes()), (2, 8 + 1 + 8 + 2));
         assert_eq!(ch.pop(), Ok(Some(&b"a"[..])));
         assert_eq!(ch.pop(), Ok(Some(&b"bc"[..])));
@@ -253,9 +309,9 @@ mod tests {
     #[test]
     fn first_subscriber_takes_over_the_backlog() {
         let mut ch = Channel::new("ch", 100);
-        ch.push(b"old1").unwrap();
-        ch.push(b"old2").unwrap();
-        assert!(ch.subscribe("sub"));
+        ch.push(b"old1", &mut w()).unwrap();
+        ch.push(b"old2", &mut w()).unwrap();
+        assert!(ch.subscribe("sub", &mut w(), || Ring::with_capacity(100)));
         assert!(ch.is_subscribed());
         assert!(ch.unsubscribed_storage_mut().is_none());
         assert_eq!(names(&ch), ["sub@ch"]);
@@ -266,9 +322,9 @@ mod tests {
     #[test]
     fn same_name_shares_one_queue() {
         let mut ch = Channel::new("ch", 100);
-        assert!(ch.subscribe(""));
-        assert!(!ch.subscribe(""));
-        ch.push(b"x").unwrap();
+        assert!(ch.subscribe("", &mut w(), || Ring::with_capacity(100)));
+        assert!(!ch.subscribe("", &mut w(), || Ring::with_capacity(100)));
+        ch.push(b"x", &mut w()).unwrap();
         assert_eq!(ch.subscribers().collect::<Vec<_>>(), [""]);
         assert_eq!(names(&ch), ["@ch"]);
         // Two consumers of "" see the same storage: a pop by one is gone for the other.
@@ -282,12 +338,12 @@ mod tests {
     #[test]
     fn new_name_gets_a_new_empty_queue_and_fan_out() {
         let mut ch = Channel::new("ch", 100);
-        ch.push(b"backlog").unwrap();
-        assert!(ch.subscribe("a"));
-        assert!(ch.subscribe("b"));
+        ch.push(b"backlog", &mut w()).unwrap();
+        assert!(ch.subscribe("a", &mut w(), || Ring::with_capacity(100)));
+        assert!(ch.subscribe("b", &mut w(), || Ring::with_capacity(100)));
         assert_eq!(ch.subscriber_storage("b").unwrap().len(), 0);
         assert_eq!(ch.subscriber_storage("b").unwrap().ring().capacity(), 100);
-        ch.push(b"new").unwrap();
+        ch.push(b"new", &mut w()).unwrap();
         assert_eq!(ch.records(), 3);
         assert_eq!(ch.bytes(), (8 + 7) + (8 + 3) * 2);
         assert_eq!(names(&ch), ["a@ch", "b@ch"]);
@@ -303,8 +359,8 @@ mod tests {
     #[test]
     fn pop_refused_when_subscribed() {
         let mut ch = Channel::new("ch", 100);
-        ch.push(b"a").unwrap();
-        ch.subscribe("s");
+        ch.push(b"a", &mut w()).unwrap();
+        ch.subscribe("s", &mut w(), || Ring::with_capacity(100));
         assert_eq!(ch.pop(), Err(PopError::Subscribed));
         assert_eq!(ch.records(), 1);
         assert_eq!(
@@ -314,38 +370,45 @@ mod tests {
     }
 
     #[test]
-    fn fan_out_is_atomic_when_one_storage_is_full() {
+    fn fan_out_spills_each_storage_on_its_own() {
         let mut ch = Channel::new("ch", 30);
-        ch.push(b"0123456789").unwrap(); // 18 of 30 bytes
-        ch.subscribe("full");
-        ch.subscribe("empty");
+        let mut disk = w();
+        ch.push(b"0123456789", &mut disk).unwrap(); // 18 of 30 bytes
+        ch.subscribe("full", &mut disk, || Ring::with_capacity(30));
+        ch.subscribe("empty", &mut disk, || Ring::with_capacity(30));
         // 12 free bytes in "full", 30 in "empty": a 10-byte value (18 bytes)
-        // fits only in "empty", so it goes nowhere.
-        assert_eq!(ch.push(b"abcdefghij"), Err(StorageError::Full { len: 10 }));
-        assert_eq!(ch.subscriber_storage("full").unwrap().len(), 1);
-        assert_eq!(ch.subscriber_storage("empty").unwrap().len(), 0);
-        // A 4-byte value (12 bytes) fits in both.
-        ch.push(b"abcd").unwrap();
-        assert_eq!(ch.subscriber_storage("full").unwrap().len(), 2);
-        assert_eq!(ch.subscriber_storage("empty").unwrap().len(), 1);
-        // Unsubscribed: Full too.
-        let mut ch = Channel::new("ch", 10);
-        assert_eq!(ch.push(b"abc"), Err(StorageError::Full { len: 3 }));
+        // spills in "full" only.
+        assert!(matches!(
+            ch.push(b"abcdefghij", &mut disk),
+            Ok(Stored::Disk(_))
+        ));
+        let full = ch.subscriber_storage("full").unwrap();
+        assert_eq!((full.memory_len(), full.disk().records()), (1, 1));
+        let empty = ch.subscriber_storage("empty").unwrap();
+        assert_eq!((empty.memory_len(), empty.disk().records()), (1, 0));
+        // The disk part is named after the new storage name.
+        assert_eq!(disk.live_records(), 1);
+        // A 4-byte value (12 bytes) fits both rings but goes behind the
+        // spilled record in "full".
+        ch.push(b"abcd", &mut disk).unwrap();
+        assert_eq!(ch.subscriber_storage("full").unwrap().disk().records(), 2);
+        assert_eq!(ch.subscriber_storage("empty").unwrap().memory_len(), 2);
+        assert!(!ch.waits_on_disk(), "subscribed channels are not popped");
     }
 
     #[test]
     fn clear_keeps_subscriptions() {
         let mut ch = Channel::new("ch", 100);
-        ch.subscribe("a");
-        ch.subscribe("b");
-        ch.push(b"x").unwrap();
-        ch.clear();
+        ch.subscribe("a", &mut w(), || Ring::with_capacity(100));
+        ch.subscribe("b", &mut w(), || Ring::with_capacity(100));
+        ch.push(b"x", &mut w()).unwrap();
+        ch.clear(&mut w());
         assert_eq!((ch.records(), ch.bytes()), (0, 0));
         assert!(ch.is_subscribed());
         assert_eq!(names(&ch), ["a@ch", "b@ch"]);
         let mut ch = Channel::new("ch", 100);
-        ch.push(b"x").unwrap();
-        ch.clear();
+        ch.push(b"x", &mut w()).unwrap();
+        ch.clear(&mut w());
         assert_eq!(ch.pop(), Ok(None));
     }
 }

@@ -391,9 +391,8 @@ impl DiskWriter {
             return Err(DiskError::Unavailable);
         }
         let len = payload.len() as u64;
-        let in_current = |w: &DiskWriter| {
-            w.current.is_some() && q.parts.back().map(|p| p.seg) == w.current
-        };
+        let in_current =
+            |w: &DiskWriter| w.current.is_some() && q.parts.back().map(|p| p.seg) == w.current;
         let storage_name = (!in_current(self) || q.id == 0).then(name);
         let meta_len = storage_name
             .as_ref()
@@ -697,7 +696,9 @@ impl DiskWriter {
                 offset: part.next,
                 reason,
             };
-            let Some(raw) = buf.get(rel..).and_then(|b| b.first_chunk::<OVERFLOW_HEADER_LEN>())
+            let Some(raw) = buf
+                .get(rel..)
+                .and_then(|b| b.first_chunk::<OVERFLOW_HEADER_LEN>())
             else {
                 done.need = (done.records == 0).then_some(OVERFLOW_HEADER_LEN);
                 break;
@@ -805,7 +806,10 @@ pub fn walk_records(bytes: &[u8], base: u64, mut f: impl FnMut(u64, RecordHeader
         }
         rel = MAGIC.len();
     }
-    while let Some(raw) = bytes.get(rel..).and_then(|b| b.first_chunk::<OVERFLOW_HEADER_LEN>()) {
+    while let Some(raw) = bytes
+        .get(rel..)
+        .and_then(|b| b.first_chunk::<OVERFLOW_HEADER_LEN>())
+    {
         let header = RecordHeader::decode(raw);
         if raw.iter().all(|&b| b == 0) || !header.parity_ok() {
             break;
@@ -1094,7 +1098,10 @@ mod tests {
         let done = w.consume(&mut q, at, &buf, |_| true).expect("valid");
         assert!(done.not_yet);
         files.run(&mut w);
-        assert_eq!(files.read_all(&mut w, &mut q), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            files.read_all(&mut w, &mut q),
+            vec![b"one".to_vec(), b"two".to_vec()]
+        );
     }
 
     #[test]
@@ -1131,7 +1138,10 @@ mod tests {
         assert_eq!(lost.len(), 2);
         assert!(DiskWriter::forget(&mut q, &lost));
         assert_eq!(q.records(), 1);
-        assert_eq!(w.append(&mut q, &name("a"), b"x"), Err(DiskError::Unavailable));
+        assert_eq!(
+            w.append(&mut q, &name("a"), b"x"),
+            Err(DiskError::Unavailable)
+        );
         w.retry();
         w.append(&mut q, &name("a"), b"after").expect("append");
         files.run(&mut w);
@@ -1175,7 +1185,11 @@ mod tests {
         files.run(&mut w);
         // A torn tail: half a record at the end of the newest segment.
         let newest = *files.0.keys().last().expect("segments");
-        files.0.get_mut(&newest).expect("file").extend_from_slice(&[7; 20]);
+        files
+            .0
+            .get_mut(&newest)
+            .expect("file")
+            .extend_from_slice(&[7; 20]);
 
         let found = files
             .0
@@ -1234,6 +1248,9 @@ mod tests {
         }
         let mut w = r.writer;
         let mut q = r.queues[0].1.clone();
-        assert_eq!(files.read_all(&mut w, &mut q), vec![b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(
+            files.read_all(&mut w, &mut q),
+            vec![b"1".to_vec(), b"2".to_vec()]
+        );
     }
 }

@@ -32,4 +32,4 @@ pub use names::{
 };
 pub use ring::{record_size, Ring, RingIter, RECORD_HEADER_LEN};
 pub use sizes::{ChannelSizes, SizeConfigError};
-pub use storage::{Storage, StorageError, StorageStats};
+pub use storage::{Storage, StorageError, StorageStats, Stored};

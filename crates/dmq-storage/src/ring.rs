@@ -50,14 +50,44 @@ impl Ring {
     /// A ring of exactly `capacity_bytes` bytes (headers included). A
     /// capacity below [`RECORD_HEADER_LEN`] is allowed; nothing fits then.
     pub fn with_capacity(capacity_bytes: usize) -> Ring {
+        Ring::from_buf(vec![0u8; capacity_bytes].into_boxed_slice())
+    }
+
+    /// Like [`with_capacity`](Ring::with_capacity), but `None` instead of
+    /// aborting the process when the memory cannot be had (too many
+    /// mappings, address space or overcommit limits).
+    pub fn try_with_capacity(capacity_bytes: usize) -> Option<Ring> {
+        if capacity_bytes == 0 {
+            return Some(Ring::with_capacity(0));
+        }
+        let layout = std::alloc::Layout::array::<u8>(capacity_bytes).ok()?;
+        // SAFETY: `layout` has a non-zero size. Zeroed memory from the
+        // allocator is lazily mapped (calloc), as with `vec![0; n]`.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `ptr` was allocated by the global allocator with the layout
+        // of `[u8; capacity_bytes]` and is initialised (zeroed); the box
+        // takes ownership and frees it with that same layout.
+        let buf = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity_bytes)) };
+        Some(Ring::from_buf(buf))
+    }
+
+    fn from_buf(buf: Box<[u8]>) -> Ring {
         Ring {
             // `vec![0; n]` allocates with calloc, whose fresh pages are mapped lazily.
-            buf: vec![0u8; capacity_bytes].into_boxed_slice(),
+            buf,
             read_from: 0,
             write_to: 0,
             gap: 0,
             items: 0,
         }
+    }
+
+    /// Free bytes (not all of them contiguous).
+    pub fn free_bytes(&self) -> usize {
+        self.capacity() - self.used_bytes()
     }
 
     /// Size of the buffer in bytes.
