@@ -118,13 +118,26 @@ impl Default for PerformanceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OverflowConfig {
+    /// Milliseconds between overflow maintenance runs: `fdatasync` of the
+    /// segment files and deletion of segments with nothing left to read.
     pub write_index_ms: u32,
+    /// Bytes per overflow segment file (a larger record gets a segment of
+    /// its own). Disk space is reserved a segment at a time.
+    pub segment_size: u64,
+    /// Bytes of overflow segment files for the whole node, split evenly
+    /// between shards; 0 = limited only by the disk.
+    pub disk_limit: u64,
 }
+
+/// Smallest `overflow.segment_size`.
+pub const MIN_SEGMENT_SIZE: u64 = 4096;
 
 impl Default for OverflowConfig {
     fn default() -> Self {
         Self {
             write_index_ms: 60_000,
+            segment_size: 64 * 1024 * 1024,
+            disk_limit: 0,
         }
     }
 }
@@ -310,6 +323,19 @@ impl Config {
         }
         if self.overflow.write_index_ms == 0 {
             return Err(invalid("overflow.write_index_ms", "must be at least 1"));
+        }
+        if self.overflow.segment_size < MIN_SEGMENT_SIZE {
+            return Err(invalid(
+                "overflow.segment_size",
+                format!("at least {MIN_SEGMENT_SIZE} bytes"),
+            ));
+        }
+        if self.overflow.disk_limit != 0 && self.overflow.disk_limit < self.overflow.segment_size
+        {
+            return Err(invalid(
+                "overflow.disk_limit",
+                "at least overflow.segment_size (or 0 for no limit)",
+            ));
         }
         if self.stats.interval == 0 {
             return Err(invalid("stats.interval", "must be at least 1 second"));

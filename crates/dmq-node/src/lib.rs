@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod migrate;
 pub mod neo;
+pub mod overflow;
 pub mod persist;
 pub mod preflight;
 pub mod request;

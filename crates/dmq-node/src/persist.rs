@@ -1,20 +1,40 @@
-//! Memory rings across a clean restart: at shutdown each shard dumps its
-//! non-empty storages to `<data_dir>/<storage>.rq` (the original's format); at
-//! start the node loads every dump, and the original's `overflow.dat` +
-//! `ofchannels.csv` if a data directory of the original node is given, puts
-//! each channel back on its owner shard, then deletes the files it loaded.
+//! The data directory across restarts.
 //!
-//! Loading runs on the main thread before any shard serves, and dumping runs
-//! on each shard after its connections are gone, so the blocking file I/O here
-//! never delays a request.
+//! At shutdown each shard writes out its overflow (the writer task syncs it)
+//! and dumps its non-empty memory to `<data_dir>/<storage>.rq` (the
+//! original's format). At start, before any shard serves, [`load`] brings
+//! everything back:
+//! - this node's overflow segments (`overflow-<shard>of<shards>-<seq>.dat`)
+//!   are recovered by scanning them ([`dmq_storage::disk::recover`]): torn
+//!   tails are cut, missing links rewritten, drained segments deleted; with
+//!   the same number of shards each shard keeps its segments where they are;
+//! - dumps are loaded into memory as far as each ring holds them; the excess
+//!   goes to the disk overflow *in front of* the storage's disk records (which
+//!   are then copied behind it), so the order stays FIFO;
+//! - the original node's `overflow.dat` + `ofchannels.csv`, and segments
+//!   written with another number of shards, are copied into the owner
+//!   shards' overflow behind the memory records.
+//!
+//! The files that were copied (dumps, the original's files, other-layout
+//! segments) are deleted once every shard holds its channels. A crash before
+//! that can deliver their records twice (never lose them).
+//!
+//! All of this runs on the main thread before the shards serve, or on a
+//! shard after its connections are gone, so the blocking file I/O here never
+//! delays a request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use dmq_storage::disk::{
+    self, DiskConfig, DiskQueue, DiskWriter, ReadPlan, Recovered, WriteJob,
+};
 use dmq_storage::files::{self, ChannelContent, FileError};
-use dmq_storage::ChannelSizes;
+use dmq_storage::{channels::MIN_RING_BYTES, ChannelSizes};
 
+use crate::overflow::SegmentDir;
 use crate::route::shard_for;
 use crate::shard::Shard;
 
@@ -28,135 +48,542 @@ pub enum PersistError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("channel '{channel}': storage '{storage}' holds {bytes} bytes of records, more than its ring of {capacity} bytes; raise server.channel_size_limit (or its channel_size_by_id entry) to at least {bytes}")]
-    TooLarge {
-        channel: String,
-        storage: String,
-        bytes: usize,
-        capacity: usize,
-    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the disk overflow cannot take the records loaded at start ({0}); free disk space or raise overflow.disk_limit")]
+    Overflow(dmq_storage::disk::DiskError),
+}
+
+/// How a start sizes rings and the overflow.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub data_dir: PathBuf,
+    pub sizes: ChannelSizes,
+    pub shards: usize,
+    pub disk: DiskConfig,
+    /// Ring bytes per shard; `None` = no budget.
+    pub budget: Option<usize>,
+}
+
+impl Layout {
+    fn segment_dir(&self, shard: usize, shards: usize) -> SegmentDir {
+        SegmentDir {
+            dir: self.data_dir.clone(),
+            shard,
+            shards,
+            segment_size: self.disk.segment_size,
+        }
+    }
+}
+
+/// What one shard starts with.
+#[derive(Debug)]
+pub struct ShardLoad {
+    /// The channels it owns and each storage's records for memory.
+    pub channels: Vec<(String, ChannelContent)>,
+    /// Its overflow.
+    pub disk: DiskWriter,
+    /// Storage name -> its records on disk.
+    pub disk_parts: HashMap<String, DiskQueue>,
 }
 
 /// What a start found in the data directory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Loaded {
-    /// Per shard: the channels it owns and their records.
-    pub per_shard: Vec<Vec<(String, ChannelContent)>>,
+    pub per_shard: Vec<ShardLoad>,
     /// The files read, deleted once every shard has taken its channels.
     pub files: Vec<PathBuf>,
     pub storages: usize,
-    pub records: usize,
+    pub records: u64,
 }
 
-/// Reads every dump (and the original's overflow) in `data_dir`, checks that
-/// each storage fits its ring, and assigns the channels to shards.
-pub fn load(
-    data_dir: &Path,
-    sizes: &ChannelSizes,
-    nr_shards: usize,
-) -> Result<Loaded, PersistError> {
-    let mut loaded = Loaded {
-        per_shard: (0..nr_shards.max(1)).map(|_| Vec::new()).collect(),
-        ..Loaded::default()
-    };
+/// What the data directory holds, by kind.
+#[derive(Default)]
+struct Found {
+    dumps: Vec<(String, PathBuf)>,
+    /// `(shards, shard)` -> segment numbers.
+    segments: BTreeMap<(usize, usize), Vec<u32>>,
+    original: bool,
+}
+
+fn dir_error(path: &Path) -> impl Fn(std::io::Error) -> PersistError + '_ {
+    move |source| PersistError::Dir {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_error(path: &Path) -> impl Fn(std::io::Error) -> PersistError + '_ {
+    move |source| PersistError::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn scan_dir(data_dir: &Path) -> Result<Found, PersistError> {
+    let mut found = Found::default();
     let entries = match std::fs::read_dir(data_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(loaded),
-        Err(source) => {
-            return Err(PersistError::Dir {
-                path: data_dir.to_owned(),
-                source,
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(dir_error(data_dir)(e)),
     };
-    let mut dumps: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| PersistError::Dir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        let entry = entry.map_err(dir_error(data_dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(stem) = files::parse_dump_file_name(&name) {
-            dumps.push((stem.to_owned(), entry.path()));
+            found.dumps.push((stem.to_owned(), entry.path()));
         } else if name.ends_with(".rq") {
             tracing::warn!(file = %name, "ignoring dump file with an invalid name");
+        } else if let Some((shard, shards, seq)) = disk::parse_segment_file_name(&name) {
+            found.segments.entry((shards, shard)).or_default().push(seq);
+        } else if name == files::DATA_FILE_NAME || name == files::INDEX_FILE_NAME {
+            found.original = true;
         }
     }
-    // Dumps first: the original pops memory before the overflow.
-    dumps.sort();
-    let mut storages: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for (stem, path) in &dumps {
-        let (_, channel) = dmq_storage::split_storage_name(stem);
-        let records = files::load_dump_file(path, sizes.size_for(channel))?;
-        tracing::info!(file = %path.display(), records = records.len(), "loading dump");
-        storages.push((stem.clone(), records));
-        loaded.files.push(path.clone());
+    // Dumps first: memory is older than disk.
+    found.dumps.sort();
+    Ok(found)
+}
+
+/// Executes a writer's pending jobs with plain file I/O.
+fn write_pending(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), PersistError> {
+    while let Some(job) = writer.take_write() {
+        let result = execute_blocking(dir, &job);
+        let seg = job.seg;
+        writer.write_done(job, result.is_ok());
+        result.map_err(write_error(&dir.path(seg)))?;
     }
-    let data = data_dir.join(files::DATA_FILE_NAME);
-    let index = data_dir.join(files::INDEX_FILE_NAME);
-    if data.exists() || index.exists() {
-        let entries = files::read_index_file(&index)?;
-        let bytes = match std::fs::read(&data) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => {
-                return Err(PersistError::Dir {
-                    path: data.clone(),
-                    source,
-                })
+    Ok(())
+}
+
+/// Writes what is pending and syncs every segment of the writer.
+fn sync_all(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), PersistError> {
+    write_pending(dir, writer)?;
+    for seg in writer.segments() {
+        let path = dir.path(seg);
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
+            file.sync_data().map_err(write_error(&path))?;
+        }
+    }
+    Ok(())
+}
+
+fn execute_blocking(dir: &SegmentDir, job: &WriteJob) -> std::io::Result<()> {
+    if job.pos != u64::MAX {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true);
+        if job.creates() {
+            options.create(true).truncate(true);
+        }
+        let file = options.open(dir.path(job.seg))?;
+        file.write_all_at(&job.bytes, job.pos)?;
+    }
+    for patch in &job.patches {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path(patch.seg))?;
+        file.write_all_at(&patch.header, patch.pos)?;
+    }
+    Ok(())
+}
+
+/// Reads the next records of `q` back (in order, about a megabyte at a
+/// time); `None` once it is empty.
+fn read_some(
+    dir: &SegmentDir,
+    writer: &mut DiskWriter,
+    q: &mut DiskQueue,
+) -> Result<Option<Vec<Vec<u8>>>, PersistError> {
+    let mut len = 1 << 20;
+    loop {
+        let at = match writer.read_plan(q, len) {
+            ReadPlan::Nothing => return Ok(None),
+            ReadPlan::NotYet => {
+                write_pending(dir, writer)?;
+                match writer.read_plan(q, len) {
+                    ReadPlan::Read { at, .. } => at,
+                    _ => {
+                        tracing::error!("overflow record chain broken at start; the rest of the storage is lost");
+                        writer.drop_queue(q);
+                        return Ok(None);
+                    }
+                }
+            }
+            ReadPlan::Read { at, len: planned } => {
+                len = planned;
+                at
             }
         };
-        if !entries.is_empty() {
-            let channels = files::read_indexed(&bytes, &entries)?;
-            tracing::info!(
-                file = %data.display(),
-                storages = channels.len(),
-                "loading the original node's disk overflow into memory"
-            );
-            storages.extend(channels);
-            loaded
-                .files
-                .extend([data, index].into_iter().filter(|p| p.exists()));
-        } else if bytes.len() > files::MAGIC.len() {
-            // Records without an index naming their channels (the original
-            // crashed): they cannot be put back, and must not be deleted.
-            tracing::warn!(
-                file = %data.display(),
-                bytes = bytes.len(),
-                "the overflow file holds records but no index names their channels; left in place, not loaded"
-            );
+        let path = dir.path(at.seg);
+        let file = std::fs::File::open(&path).map_err(dir_error(&path))?;
+        let mut buf = vec![0u8; len];
+        let n = read_up_to(&file, &mut buf, at.offset).map_err(dir_error(&path))?;
+        buf.truncate(n);
+        let mut records = Vec::new();
+        let done = writer
+            .consume(q, at, &buf, |payload| {
+                records.push(payload.to_vec());
+                true
+            })
+            .map_err(|corrupt| PersistError::Dir {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, corrupt),
+            })?;
+        match done.need {
+            Some(need) if done.records == 0 && need > n && n == len => len = need,
+            _ if done.records == 0 => {
+                tracing::error!(file = %path.display(), "overflow record unreadable at start; the rest of the storage is lost");
+                writer.drop_queue(q);
+                return Ok(None);
+            }
+            _ => return Ok(Some(records)),
+        }
+    }
+}
+
+/// Moves every record of `from` (in `from_writer`) behind the records of
+/// `to` in `to_writer`, writing as it goes. Returns the records moved.
+fn move_records(
+    from_dir: &SegmentDir,
+    from_writer: &mut DiskWriter,
+    from: &mut DiskQueue,
+    to_dir: &SegmentDir,
+    to_writer: Option<&mut DiskWriter>,
+    to: &mut DiskQueue,
+    name: &str,
+) -> Result<u64, PersistError> {
+    let mut moved = 0u64;
+    let mut to_writer = to_writer;
+    while let Some(records) = read_some(from_dir, from_writer, from)? {
+        let writer: &mut DiskWriter = match to_writer.as_deref_mut() {
+            Some(w) => w,
+            None => &mut *from_writer,
+        };
+        for record in &records {
+            writer
+                .append(to, &|| name.to_owned(), record)
+                .map_err(PersistError::Overflow)?;
+        }
+        moved += records.len() as u64;
+        write_pending(to_dir, writer)?;
+    }
+    from_writer.drop_queue(from);
+    Ok(moved)
+}
+
+fn read_up_to(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    Ok(done)
+}
+
+/// Recovers the segments of one shard of some layout, repairing the files
+/// (torn tails cut, links rewritten, drained segments deleted).
+fn recover_segments(dir: &SegmentDir, config: DiskConfig, seqs: &[u32]) -> Result<Recovered, PersistError> {
+    let recovered = disk::recover(config, seqs, |seq| std::fs::read(dir.path(seq)))
+        .map_err(dir_error(&dir.dir))?;
+    for &(seq, len) in &recovered.truncate {
+        let path = dir.path(seq);
+        tracing::warn!(file = %path.display(), valid_bytes = len, "overflow segment has a torn tail (crash): cut");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(len))
+            .map_err(write_error(&path))?;
+    }
+    for patch in &recovered.patches {
+        let path = dir.path(patch.seg);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.write_all_at(&patch.header, patch.pos))
+            .map_err(write_error(&path))?;
+    }
+    if !recovered.patches.is_empty() {
+        tracing::warn!(links = recovered.patches.len(), "overflow links the crash did not write: rewritten");
+    }
+    for &seq in &recovered.empty {
+        let path = dir.path(seq);
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), "cannot delete drained overflow segment: {e}");
+        }
+    }
+    if recovered.orphans > 0 {
+        tracing::error!(
+            records = recovered.orphans,
+            "overflow records without a storage name cannot be restored"
+        );
+    }
+    Ok(recovered)
+}
+
+/// Ring capacity each restored storage will get, in the order the shard
+/// makes them (channels by name; subscribers by name), with the same budget
+/// rule as [`dmq_storage::Channels`].
+fn ring_for(sizes: &ChannelSizes, budget: &mut Option<usize>, channel: &str) -> usize {
+    let wanted = sizes.size_for(channel);
+    let mut size = budget.map_or(wanted, |left| wanted.min(left));
+    if size < wanted.min(MIN_RING_BYTES) {
+        size = 0;
+    }
+    if let Some(left) = budget {
+        *left -= size;
+    }
+    size
+}
+
+/// Reads the data directory (see the module documentation) and assigns
+/// every channel to its owner shard.
+pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
+    let shards = layout.shards.max(1);
+    let data_dir = &layout.data_dir;
+    let found = scan_dir(data_dir)?;
+    let mut loaded = Loaded {
+        per_shard: (0..shards)
+            .map(|_| ShardLoad {
+                channels: Vec::new(),
+                disk: DiskWriter::new(layout.disk),
+                disk_parts: HashMap::new(),
+            })
+            .collect(),
+        files: Vec::new(),
+        storages: 0,
+        records: 0,
+    };
+    // This layout's segments stay where they are.
+    let mut foreign: Vec<(SegmentDir, Recovered)> = Vec::new();
+    for (&(n, shard), seqs) in &found.segments {
+        let dir = layout.segment_dir(shard, n);
+        let mut recovered = recover_segments(&dir, layout.disk, seqs)?;
+        tracing::info!(
+            shard,
+            shards = n,
+            segments = seqs.len(),
+            storages = recovered.queues.len(),
+            "overflow recovered"
+        );
+        if n == shards {
+            let target = &mut loaded.per_shard[shard];
+            for (name, q) in recovered.queues.drain(..) {
+                target.disk_parts.insert(name, q);
+            }
+            target.disk = recovered.writer;
         } else {
             loaded
                 .files
-                .extend([data, index].into_iter().filter(|p| p.exists()));
+                .extend(seqs.iter().map(|&seq| dir.path(seq)));
+            foreign.push((dir, recovered));
         }
     }
-    for (storage, records) in &storages {
-        let (_, channel) = dmq_storage::split_storage_name(storage);
-        let capacity = sizes.size_for(channel);
-        let bytes: usize = records.iter().map(|r| r.len() + 8).sum();
-        if bytes > capacity {
-            return Err(PersistError::TooLarge {
-                channel: channel.to_owned(),
-                storage: storage.clone(),
-                bytes,
-                capacity,
-            });
-        }
-        loaded.storages += 1;
-        loaded.records += records.len();
+    // Memory records per storage: dumps, then the original's overflow.
+    let mut memory: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (stem, path) in &found.dumps {
+        let records = files::load_dump_file(path, usize::MAX)?;
+        tracing::info!(file = %path.display(), records = records.len(), "loading dump");
+        memory.entry(stem.clone()).or_default().extend(records);
+        loaded.files.push(path.clone());
     }
-    let channels: BTreeMap<String, ChannelContent> = files::reconstruct(storages)?;
-    for (channel, content) in channels {
-        let shard = shard_for(channel.as_bytes(), nr_shards);
-        loaded.per_shard[shard].push((channel, content));
+    if found.original {
+        load_original(data_dir, &mut memory, &mut loaded.files)?;
+    }
+    // Every storage name, from every source.
+    let mut names: Vec<String> = memory.keys().cloned().collect();
+    for load in &loaded.per_shard {
+        names.extend(load.disk_parts.keys().cloned());
+    }
+    for (_, recovered) in &foreign {
+        names.extend(recovered.queues.iter().map(|(n, _)| n.clone()));
+    }
+    names.sort();
+    names.dedup();
+    let names = settle_modes(names, &memory);
+    let contents = files::reconstruct(names.iter().map(|(name, _)| (name.as_str(), Vec::new())))?;
+    let mut budgets: Vec<Option<usize>> = vec![layout.budget; shards];
+    for (channel, content) in contents {
+        let shard = shard_for(channel.as_bytes(), shards);
+        let dir = layout.segment_dir(shard, shards);
+        let storage_names: Vec<Option<String>> = match &content {
+            ChannelContent::Unsubscribed(_) => vec![None],
+            ChannelContent::Subscribed(subs) => subs.keys().cloned().map(Some).collect(),
+        };
+        let mut per_storage: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for subscriber in storage_names {
+            let name = dmq_storage::storage_name(&channel, subscriber.as_deref());
+            let capacity = ring_for(&layout.sizes, &mut budgets[shard], &channel);
+            let mut records: Vec<Vec<u8>> = Vec::new();
+            for (stored, sources) in &names {
+                if *stored == name {
+                    for source in sources {
+                        records.extend(memory.remove(source).unwrap_or_default());
+                    }
+                }
+            }
+            let sources: Vec<String> = names
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .flat_map(|(_, sources)| sources.clone())
+                .collect();
+            // The memory part: as many of the oldest records as the ring holds.
+            let mut used = 0usize;
+            let fit = records
+                .iter()
+                .take_while(|r| {
+                    used = used.saturating_add(r.len() + dmq_storage::RECORD_HEADER_LEN);
+                    used <= capacity
+                })
+                .count();
+            let excess = records.split_off(fit);
+            let target = &mut loaded.per_shard[shard];
+            let mine: Vec<DiskQueue> = sources
+                .iter()
+                .filter_map(|source| target.disk_parts.remove(source))
+                .collect();
+            let mut part = DiskQueue::default();
+            let mut mine = mine.into_iter();
+            if excess.is_empty() {
+                // The usual case: the disk part stays where it is.
+                if let Some(first) = mine.next() {
+                    part = first;
+                }
+            } else {
+                for record in &excess {
+                    target
+                        .disk
+                        .append(&mut part, &|| name.clone(), record)
+                        .map_err(PersistError::Overflow)?;
+                }
+                write_pending(&dir, &mut target.disk)?;
+                tracing::info!(storage = %name, records = excess.len(), "ring smaller than the stored records: the excess goes to the disk overflow");
+            }
+            // Any other disk part of this storage goes behind (copied).
+            for mut old in mine {
+                move_records(&dir, &mut target.disk, &mut old, &dir, None, &mut part, &name)?;
+            }
+            // Segments of another layout: behind everything.
+            for (old_dir, recovered) in foreign.iter_mut() {
+                for (source, old) in recovered.queues.iter_mut() {
+                    if sources.contains(source) {
+                        move_records(
+                            old_dir,
+                            &mut recovered.writer,
+                            old,
+                            &dir,
+                            Some(&mut target.disk),
+                            &mut part,
+                            &name,
+                        )?;
+                    }
+                }
+            }
+            loaded.records += (records.len() as u64) + part.records();
+            if !part.is_empty() {
+                target.disk_parts.insert(name.clone(), part);
+            }
+            loaded.storages += 1;
+            per_storage.insert(name, records);
+        }
+        let content = match content {
+            ChannelContent::Unsubscribed(_) => ChannelContent::Unsubscribed(
+                per_storage.into_values().next().unwrap_or_default(),
+            ),
+            ChannelContent::Subscribed(subs) => ChannelContent::Subscribed(
+                subs.into_keys()
+                    .map(|sub| {
+                        let name = dmq_storage::storage_name(&channel, Some(&sub));
+                        let records = per_storage.remove(&name).unwrap_or_default();
+                        (sub, records)
+                    })
+                    .collect(),
+            ),
+        };
+        loaded.per_shard[shard].channels.push((channel, content));
+    }
+    for (shard, target) in loaded.per_shard.iter_mut().enumerate() {
+        sync_all(&layout.segment_dir(shard, shards), &mut target.disk)?;
     }
     Ok(loaded)
+}
+
+/// Storage names as they will be restored, each with the source names whose
+/// records it takes. A plain `ch` found only on disk next to `sub@ch`
+/// storages (a crash between a subscribe and the record of its rename)
+/// becomes `@ch`; for dumps the mix stays an error, as in the original.
+fn settle_modes(
+    names: Vec<String>,
+    memory: &BTreeMap<String, Vec<Vec<u8>>>,
+) -> Vec<(String, Vec<String>)> {
+    let subscribed: std::collections::BTreeSet<String> = names
+        .iter()
+        .filter_map(|n| match dmq_storage::split_storage_name(n) {
+            (Some(_), channel) => Some(channel.to_owned()),
+            (None, _) => None,
+        })
+        .collect();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for name in names {
+        let (sub, channel) = dmq_storage::split_storage_name(&name);
+        let target = if sub.is_none() && subscribed.contains(channel) && !memory.contains_key(&name)
+        {
+            tracing::warn!(storage = %name, "disk records of a plain storage next to subscribers: restored as the default subscriber's");
+            dmq_storage::storage_name(channel, Some(""))
+        } else {
+            name.clone()
+        };
+        match out.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, sources)) => sources.push(name),
+            None => out.push((target, vec![name])),
+        }
+    }
+    out
+}
+
+/// Loads the original node's `overflow.dat` + `ofchannels.csv` into the
+/// memory lists (behind the dumps), or leaves them in place if no index
+/// names their channels.
+fn load_original(
+    data_dir: &Path,
+    memory: &mut BTreeMap<String, Vec<Vec<u8>>>,
+    loaded_files: &mut Vec<PathBuf>,
+) -> Result<(), PersistError> {
+    let data = data_dir.join(files::DATA_FILE_NAME);
+    let index = data_dir.join(files::INDEX_FILE_NAME);
+    let entries = files::read_index_file(&index)?;
+    let bytes = match std::fs::read(&data) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(dir_error(&data)(e)),
+    };
+    if !entries.is_empty() {
+        let channels = files::read_indexed(&bytes, &entries)?;
+        tracing::info!(
+            file = %data.display(),
+            storages = channels.len(),
+            "loading the original node's disk overflow"
+        );
+        for (storage, records) in channels {
+            memory.entry(storage).or_default().extend(records);
+        }
+        loaded_files.extend([data, index].into_iter().filter(|p| p.exists()));
+    } else if bytes.len() > files::MAGIC.len() {
+        // Records without an index naming their channels (the original
+        // crashed): they cannot be put back, and must not be deleted.
+        tracing::warn!(
+            file = %data.display(),
+            bytes = bytes.len(),
+            "the overflow file holds records but no index names their channels; left in place, not loaded"
+        );
+    } else {
+        loaded_files.extend([data, index].into_iter().filter(|p| p.exists()));
+    }
+    Ok(())
 }
 
 /// Deletes the files a start loaded (every shard holds their records now).
@@ -176,7 +603,7 @@ pub fn dump_shard(shard: &Shard, data_dir: &Path) -> Result<usize, PersistError>
     let mut written = 0;
     for channel in shard.channels().iter() {
         for (storage_name, storage) in channel.storages() {
-            if storage.is_empty() {
+            if storage.memory_len() == 0 {
                 continue;
             }
             if written == 0 {
@@ -192,7 +619,9 @@ pub fn dump_shard(shard: &Shard, data_dir: &Path) -> Result<usize, PersistError>
                 source,
             };
             let mut file = std::fs::File::create(&temporary).map_err(fail)?;
-            files::write_dump(&mut file, storage.ring()).map_err(fail)?;
+            let dump = files::encode_dump(storage.memory_records())
+                .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            file.write_all(&dump).map_err(fail)?;
             file.flush().map_err(fail)?;
             file.sync_all().map_err(fail)?;
             drop(file);
@@ -202,7 +631,7 @@ pub fn dump_shard(shard: &Shard, data_dir: &Path) -> Result<usize, PersistError>
             std::fs::rename(&temporary, &path).map_err(fail)?;
             tracing::info!(
                 file = %path.display(),
-                records = storage.len(),
+                records = storage.memory_len(),
                 "storage dumped"
             );
             written += 1;

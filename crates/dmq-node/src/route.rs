@@ -18,6 +18,9 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::GlommioError;
 
+use dmq_storage::disk::DiskError;
+use dmq_storage::Stored;
+
 use crate::shard::{ConsumerId, PollResult, PopOutcome, PushError, Shard, ShardSnapshot};
 
 /// Index of a shard (= executor = core).
@@ -75,6 +78,75 @@ pub enum Op {
     Snapshot {
         reset_max_active: bool,
     },
+    /// Answered `Push(Ok)` once every push of this shard up to `ticket` is on
+    /// disk (`Push(Err)` if a write failed first): the acknowledgement of a
+    /// local push that went to the disk overflow.
+    AwaitDurable {
+        ticket: u64,
+    },
+}
+
+/// What applying an [`Op`] gave.
+#[derive(Debug)]
+pub enum Applied {
+    Done(OpResult),
+    /// Done, to be acknowledged once the ticket is on disk.
+    Durable(OpResult, u64),
+    /// A Pop that waits for records to come back from disk: apply the op
+    /// again when the receiver fires.
+    Wait(Op, oneshot::Receiver<()>),
+}
+
+impl Applied {
+    fn stored(result: OpResult, stored: Stored) -> Applied {
+        match stored {
+            Stored::Memory => Applied::Done(result),
+            Stored::Disk(ticket) => Applied::Durable(result, ticket),
+        }
+    }
+}
+
+/// Applies `ops` in order on this shard: synchronously as far as possible,
+/// waiting where a Pop needs records from disk; then waits until the pushes
+/// that went to disk are written, and turns them into errors if a write
+/// failed. Results come in the order of `ops`.
+pub async fn run_ops(shard: &RefCell<Shard>, ops: Vec<Op>) -> Vec<OpResult> {
+    let mut results = Vec::with_capacity(ops.len());
+    let mut durable: Vec<(usize, u64)> = Vec::new();
+    for op in ops {
+        let mut op = op;
+        loop {
+            let applied = shard.borrow_mut().apply(op);
+            match applied {
+                Applied::Done(result) => results.push(result),
+                Applied::Durable(result, ticket) => {
+                    durable.push((results.len(), ticket));
+                    results.push(result);
+                }
+                Applied::Wait(again, ready) => {
+                    // A dropped sender (shutdown) also means: look again.
+                    let _ = ready.await;
+                    op = again;
+                    continue;
+                }
+            }
+            break;
+        }
+    }
+    if let Some(ticket) = durable.iter().map(|&(_, t)| t).max() {
+        if crate::overflow::wait_durable(shard, ticket).await.is_err() {
+            let written = shard.borrow().disk.durable_ticket();
+            for (index, ticket) in durable {
+                if ticket > written {
+                    results[index] = match &results[index] {
+                        OpResult::Produced(_) => OpResult::Produced(Err(0)),
+                        _ => OpResult::Push(Err(PushError::Disk(DiskError::Unavailable))),
+                    };
+                }
+            }
+        }
+    }
+    results
 }
 
 /// The answer to one [`Op`], in the same position of the batch.
@@ -90,26 +162,36 @@ pub enum OpResult {
 }
 
 impl Shard {
-    /// Applies one operation; the single entry point for work from other shards.
-    pub fn apply(&mut self, op: Op) -> OpResult {
-        match op {
+    /// Applies one operation; the single entry point for work from other
+    /// shards (through [`run_ops`], which handles the waiting).
+    pub fn apply(&mut self, op: Op) -> Applied {
+        let result = match op {
             Op::Push { channels, value } => {
                 // Every channel gets its push (no short cut); the answer is
-                // Full if any refused.
-                let mut refused = false;
+                // an error if any refused.
+                let mut result = Ok(());
+                let mut stored = Stored::Memory;
                 for channel in &channels {
-                    refused |= self.push(channel, &value).is_err();
+                    match self.push(channel, &value) {
+                        Ok(s) => stored = stored.max(s),
+                        Err(e) => result = Err(e),
+                    }
                 }
-                OpResult::Push(if refused {
-                    Err(PushError::Full)
-                } else {
-                    Ok(())
-                })
+                return Applied::stored(OpResult::Push(result), stored);
             }
             Op::PushEncoded { channels, records } => {
-                OpResult::Produced(self.push_encoded(&channels, &records))
+                return match self.push_encoded(&channels, &records) {
+                    Ok(stored) => Applied::stored(OpResult::Produced(Ok(())), stored),
+                    Err(index) => Applied::Done(OpResult::Produced(Err(index))),
+                };
             }
-            Op::Pop { channel, create } => OpResult::Pop(self.pop(&channel, create)),
+            Op::Pop { channel, create } => match self.try_pop(&channel, create) {
+                Ok(outcome) => OpResult::Pop(outcome),
+                Err(ready) => return Applied::Wait(Op::Pop { channel, create }, ready),
+            },
+            Op::AwaitDurable { ticket } => {
+                return Applied::Durable(OpResult::Push(Ok(())), ticket);
+            }
             Op::Create { channel } => {
                 self.create(&channel);
                 OpResult::Done
@@ -129,7 +211,8 @@ impl Shard {
             Op::Snapshot { reset_max_active } => {
                 OpResult::Snapshot(Box::new(self.snapshot(reset_max_active)))
             }
-        }
+        };
+        Applied::Done(result)
     }
 }
 
@@ -150,18 +233,24 @@ pub fn queue_op(ops: &mut Vec<(ShardId, Vec<Op>)>, shard: ShardId, op: Op) -> us
 
 /// Pushes `value` to every channel of a Push or PushMulti: the channels this
 /// shard owns at once, the others grouped into one [`Op::Push`] per owner shard
-/// (returned for the caller to send). Returns whether a local push was refused.
+/// (returned for the caller to send). Returns whether a local push was
+/// refused; when local pushes went to disk, the ops include an
+/// [`Op::AwaitDurable`] for this shard, whose answer is their acknowledgement.
 pub fn push_to_owners<'c>(
     router: &Router,
     channels: impl IntoIterator<Item = &'c str>,
     value: &[u8],
 ) -> (bool, Vec<(ShardId, Op)>) {
     let mut local_refused = false;
+    let mut local = Stored::Memory;
     let mut remote: Vec<(ShardId, Vec<String>)> = Vec::new();
     for channel in channels {
         let owner = router.owner(channel.as_bytes());
         if router.is_local(owner) {
-            local_refused |= router.local().borrow_mut().push(channel, value).is_err();
+            match router.local().borrow_mut().push(channel, value) {
+                Ok(stored) => local = local.max(stored),
+                Err(_) => local_refused = true,
+            }
         } else {
             match remote.iter_mut().find(|(shard, _)| *shard == owner) {
                 Some((_, list)) => list.push(channel.to_owned()),
@@ -169,7 +258,7 @@ pub fn push_to_owners<'c>(
             }
         }
     }
-    let ops = remote
+    let mut ops: Vec<(ShardId, Op)> = remote
         .into_iter()
         .map(|(shard, channels)| {
             let op = Op::Push {
@@ -179,6 +268,9 @@ pub fn push_to_owners<'c>(
             (shard, op)
         })
         .collect();
+    if let Stored::Disk(ticket) = local {
+        ops.push((router.me(), Op::AwaitDurable { ticket }));
+    }
     (local_refused, ops)
 }
 
@@ -249,9 +341,8 @@ impl Router {
     /// message. Results come back in the order of `ops`.
     pub async fn run(&self, shard: ShardId, ops: Vec<Op>) -> Result<Vec<OpResult>, ShardGone> {
         if self.is_local(shard) {
-            let mut state = self.shard.borrow_mut();
-            bump(&state.probes.ops_local, ops.len() as u64);
-            return Ok(ops.into_iter().map(|op| state.apply(op)).collect());
+            bump(&self.shard.borrow().probes.ops_local, ops.len() as u64);
+            return Ok(run_ops(&self.shard, ops).await);
         }
         self.submit(shard, ops)
             .await?
@@ -260,14 +351,20 @@ impl Router {
     }
 
     /// Sends a batch to another shard without waiting for the answer, so that
-    /// batches for several shards can be in flight at once.
+    /// batches for several shards can be in flight at once. A batch for this
+    /// shard (ops that wait for the disk) runs in a task of its own.
     pub async fn submit(
         &self,
         shard: ShardId,
         ops: Vec<Op>,
     ) -> Result<oneshot::Receiver<Vec<OpResult>>, ShardGone> {
-        bump(&self.shard.borrow().probes.ops_remote, ops.len() as u64);
         let (reply, answer) = oneshot::channel();
+        if self.is_local(shard) {
+            bump(&self.shard.borrow().probes.ops_local, ops.len() as u64);
+            run_and_reply(self.shard.clone(), ops, reply).await;
+            return Ok(answer);
+        }
+        bump(&self.shard.borrow().probes.ops_remote, ops.len() as u64);
         self.send(shard, ShardMsg::Batch { ops, reply }).await?;
         Ok(answer)
     }
@@ -325,15 +422,7 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
     while let Some(msg) = from.recv().await {
         bump(&shard.borrow().probes.mesh_received, 1);
         match msg {
-            ShardMsg::Batch { ops, reply } => {
-                let results = {
-                    let mut state = shard.borrow_mut();
-                    ops.into_iter().map(|op| state.apply(op)).collect()
-                };
-                // A closed reply means the asking connection went away; its pops
-                // are lost with it, as records in flight on a broken socket are.
-                let _ = reply.send(results);
-            }
+            ShardMsg::Batch { ops, reply } => run_and_reply(shard.clone(), ops, reply).await,
             ShardMsg::Poll {
                 consumer,
                 max_bytes,
@@ -347,12 +436,36 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
     }
 }
 
+/// Runs `ops` on this shard and sends the results: at once when nothing has
+/// to wait (the common case), otherwise from a task of its own so that the
+/// caller goes on.
+async fn run_and_reply(
+    shard: Rc<RefCell<Shard>>,
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Vec<OpResult>>,
+) {
+    let mut run = Box::pin(async move { run_ops(&shard, ops).await });
+    match futures_lite::future::poll_once(&mut run).await {
+        // A closed reply means the asking connection went away; its pops
+        // are lost with it, as records in flight on a broken socket are.
+        Some(results) => {
+            let _ = reply.send(results);
+        }
+        None => {
+            glommio::spawn_local(async move {
+                let _ = reply.send(run.await);
+            })
+            .detach();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn one_push_op_serves_every_channel_even_past_a_full_one() {
+    fn one_push_op_serves_every_channel_spilling_where_needed() {
         let sizes =
             dmq_storage::ChannelSizes::new(1024, vec![("tiny".to_owned(), 16)]).expect("sizes");
         let mut shard = Shard::new(sizes);
@@ -360,8 +473,13 @@ mod tests {
             channels: vec!["a".into(), "tiny".into(), "b".into(), "a".into()],
             value: vec![7; 20],
         };
-        assert_eq!(shard.apply(op), OpResult::Push(Err(PushError::Full)));
-        for (channel, expected) in [("a", 2), ("b", 1), ("tiny", 0)] {
+        // "tiny" cannot hold the value: it goes to disk, and the op is
+        // acknowledged once that is written.
+        let Applied::Durable(result, _) = shard.apply(op) else {
+            panic!("the op waits for its disk write");
+        };
+        assert_eq!(result, OpResult::Push(Ok(())));
+        for (channel, expected) in [("a", 2), ("b", 1), ("tiny", 1)] {
             let records = shard.channels().get(channel).map_or(0, |c| c.records());
             assert_eq!(records, expected, "{channel}");
         }

@@ -64,7 +64,27 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let sizes = config.channel_sizes()?;
     crate::preflight::check(&config.server.data_dir)?;
-    let mut loaded = crate::persist::load(&config.server.data_dir, &sizes, shards)?;
+    let layout = crate::persist::Layout {
+        data_dir: config.server.data_dir.clone(),
+        sizes: sizes.clone(),
+        shards,
+        disk: dmq_storage::disk::DiskConfig {
+            segment_size: config.overflow.segment_size,
+            limit: config.overflow.disk_limit / shards as u64,
+        },
+        budget: (config.server.memory_limit > 0)
+            .then(|| usize::try_from(config.server.memory_limit / shards as u64).unwrap_or(usize::MAX)),
+    };
+    let mut loaded: Vec<Option<crate::persist::ShardLoad>> = Vec::new();
+    let loaded_files;
+    let (loaded_storages, loaded_records);
+    {
+        let all = crate::persist::load(&layout)?;
+        loaded_files = all.files;
+        loaded_storages = all.storages;
+        loaded_records = all.records;
+        loaded.extend(all.per_shard.into_iter().map(Some));
+    }
 
     let credentials = CredentialStore::load(&config.server.credentials)?;
     let node = Arc::new(NodeShared {
@@ -137,13 +157,15 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         };
         let config = config.clone();
         let node = node.clone();
-        let sizes = sizes.clone();
+        let layout = layout.clone();
         let legacy_fd = legacy_fds[id].take();
         let neo_fd = neo_fds[id].take();
         let metrics_fd = if id == 0 { metrics_fd.take() } else { None };
         let mesh = mesh.clone();
         let admin_ready = admin_ready.clone();
-        let restore = std::mem::take(&mut loaded.per_shard[id]);
+        let restore = loaded[id]
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("shard {id}: nothing loaded"))?;
         let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("dmq-shard-{id}"))
             .spin_before_park(spin);
@@ -152,13 +174,36 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         }
         let handle = builder
             .spawn(move || async move {
-                let shard = Rc::new(RefCell::new(Shard::new(sizes)));
+                let crate::persist::ShardLoad {
+                    channels: restore,
+                    disk,
+                    mut disk_parts,
+                } = restore;
+                let channels =
+                    dmq_storage::Channels::with_budget(layout.sizes.clone(), layout.budget);
+                let shard = Rc::new(RefCell::new(Shard::with_storage(channels, disk)));
                 {
                     let mut state = shard.borrow_mut();
                     for (channel, content) in restore {
-                        state.restore(&channel, content);
+                        state.restore(&channel, content, &mut disk_parts);
+                    }
+                    for name in disk_parts.keys() {
+                        tracing::error!(storage = %name, "overflow records of a storage that was not restored");
                     }
                 }
+                let segments = crate::overflow::SegmentDir {
+                    dir: layout.data_dir.clone(),
+                    shard: id,
+                    shards,
+                    segment_size: layout.disk.segment_size,
+                };
+                let writer = glommio::spawn_local(crate::overflow::write_loop(
+                    shard.clone(),
+                    segments.clone(),
+                    Duration::from_millis(u64::from(config.overflow.write_index_ms)),
+                ));
+                let reader =
+                    glommio::spawn_local(crate::overflow::read_loop(shard.clone(), segments));
                 let senders = if shards > 1 {
                     let (senders, mut receivers) = mesh
                         .join()
@@ -247,6 +292,11 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     task.await;
                 }
                 drain(&node.shutdown, id).await;
+                // The overflow: reads stop, everything pending is written and synced.
+                let io = shard.borrow().io.clone();
+                io.stop();
+                reader.await;
+                writer.await;
                 let dumped = crate::persist::dump_shard(&shard.borrow(), &config.server.data_dir)
                     .map_err(|e| {
                     anyhow::anyhow!(
@@ -280,14 +330,14 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
         }
     }
     if result.is_ok() {
-        if loaded.storages > 0 {
+        if loaded_storages > 0 {
             tracing::info!(
-                storages = loaded.storages,
-                records = loaded.records,
+                storages = loaded_storages,
+                records = loaded_records,
                 "loaded the data directory"
             );
         }
-        crate::persist::remove_loaded(&loaded.files);
+        crate::persist::remove_loaded(&loaded_files);
         on_bound(&bound);
     }
     let early_stop = result.is_err();

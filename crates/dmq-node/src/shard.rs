@@ -5,13 +5,21 @@
 //! Lives on its shard's executor thread, for the life of the process; reached by
 //! local connections directly and by other shards through [`crate::route`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
-use dmq_storage::{ChannelSizes, Channels, PopError, StorageError};
+use dmq_storage::disk::{DiskConfig, DiskError, DiskQueue, DiskWriter, Loc, WriteJob};
+use dmq_storage::{ChannelSizes, Channels, PopError, StorageError, Stored};
 use futures_channel::oneshot;
 
 use crate::metrics::probes::{Probes, ProbesSnapshot};
+use crate::overflow::IoSignals;
+
+/// Read-ahead from disk: at most this much per read.
+const REFILL_READ_MAX: usize = 1 << 20;
+/// Read-ahead from disk: at least this much per read (a small ring still
+/// reads a useful amount; what it cannot take stays on disk).
+const REFILL_READ_MIN: usize = 64 << 10;
 
 /// Identifies a consumer on the shard that owns its channel.
 pub type ConsumerId = u64;
@@ -28,9 +36,10 @@ pub enum PollResult {
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
-    /// The record does not fit in the memory ring of some storage of the channel.
-    /// Nothing was pushed to that channel.
-    Full,
+    /// The record did not fit in memory and the disk overflow could not take
+    /// it (limit reached, disk full, I/O error). With subscribers, storages
+    /// that could take it have it.
+    Disk(DiskError),
 }
 
 /// Result of a pop on an unsubscribed channel.
@@ -47,6 +56,17 @@ pub enum PopOutcome {
 pub enum PopRefused {
     NoChannel,
     Subscribed,
+}
+
+/// The next step of reading a storage's disk records back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefillStep {
+    /// Nothing (more) to read now.
+    Done,
+    /// The records are not written yet: wait for the writes in flight.
+    NotYet,
+    /// Read `len` bytes at `at`.
+    Read { at: Loc, len: usize },
 }
 
 /// A poll waiting on the owner shard for records to arrive.
@@ -70,7 +90,17 @@ pub struct ShardCounters {
     pub pushed_bytes: u64,
     pub popped_records: u64,
     pub popped_bytes: u64,
-    pub refused_full: u64,
+    /// Pushes the overflow could not take (limit, disk full, I/O error).
+    pub refused_disk: u64,
+    /// Records written to the disk overflow.
+    pub spilled_records: u64,
+    /// Records read back from the disk overflow.
+    pub refilled_records: u64,
+    /// Overflow writes or reads that failed.
+    pub disk_errors: u64,
+    /// Records given up because a failed write took them (never acknowledged)
+    /// or a corrupt file could not be read back.
+    pub disk_lost_records: u64,
 }
 
 /// One storage as the admin socket, metrics and stats report it.
@@ -95,12 +125,28 @@ pub struct StorageInfo {
     pub bytes_overflow: usize,
 }
 
+/// The shard's disk overflow as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OverflowSnapshot {
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes in the segment files.
+    pub file_bytes: u64,
+    /// Records on disk not yet read back.
+    pub live_records: u64,
+    /// Ring bytes left in this shard's memory budget (`None`: no budget).
+    pub memory_budget_left: Option<u64>,
+    /// Storages that got a smaller ring than configured.
+    pub short_rings: u64,
+}
+
 /// What a shard reports about itself.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardSnapshot {
     pub channels: usize,
     pub consumers: usize,
     pub storages: Vec<StorageInfo>,
+    pub overflow: OverflowSnapshot,
     pub counters: ShardCounters,
     pub probes: ProbesSnapshot,
     /// Seconds the shard's executor spent running tasks since it started.
@@ -119,18 +165,49 @@ pub struct Shard {
     pub counters: ShardCounters,
     /// What this shard's connections did (requests, bytes, routing).
     pub probes: Probes,
+    /// The shard's disk overflow (bookkeeping; the I/O tasks do the I/O).
+    pub disk: DiskWriter,
+    /// Wakes the overflow I/O tasks.
+    pub io: Rc<IoSignals>,
+    /// Pushes waiting for their records to be on disk, by ticket.
+    flush_waiters: VecDeque<(u64, oneshot::Sender<Result<(), ()>>)>,
+    /// Pops waiting for records to come back from disk.
+    pop_waiters: Vec<oneshot::Sender<()>>,
+    /// Storages to read back from disk: channel and overflow id.
+    refills: VecDeque<(Rc<str>, u32)>,
+    refill_queued: HashSet<u32>,
+    /// A refused push was logged; reset by the maintenance tick so that a
+    /// full disk logs once per tick, not once per push.
+    refusal_logged: bool,
 }
 
 impl Shard {
+    /// A shard with no memory budget and an unlimited overflow (tests).
     pub fn new(sizes: ChannelSizes) -> Shard {
+        let disk = DiskWriter::new(DiskConfig {
+            segment_size: 64 << 20,
+            limit: 0,
+        });
+        Shard::with_storage(Channels::new(sizes), disk)
+    }
+
+    /// A shard over these channels (with their memory budget) and overflow.
+    pub fn with_storage(channels: Channels, disk: DiskWriter) -> Shard {
         Shard {
-            channels: Channels::new(sizes),
+            channels,
             consumers: HashMap::new(),
             by_channel: HashMap::new(),
             next_consumer: 1,
             cursor: HashMap::new(),
             counters: ShardCounters::default(),
             probes: Probes::default(),
+            disk,
+            io: Rc::new(IoSignals::default()),
+            flush_waiters: VecDeque::new(),
+            pop_waiters: Vec::new(),
+            refills: VecDeque::new(),
+            refill_queued: HashSet::new(),
+            refusal_logged: false,
         }
     }
 
@@ -163,8 +240,8 @@ impl Shard {
                     records_memory: stats.records_memory,
                     bytes_memory: stats.bytes_memory,
                     capacity_bytes: stats.capacity_bytes,
-                    records_overflow: 0,
-                    bytes_overflow: 0,
+                    records_overflow: stats.records_overflow as usize,
+                    bytes_overflow: stats.bytes_overflow as usize,
                 }
             })
             .collect();
@@ -173,6 +250,13 @@ impl Shard {
             channels: self.channels.len(),
             consumers: self.consumers.len(),
             storages,
+            overflow: OverflowSnapshot {
+                segments: self.disk.segments().count(),
+                file_bytes: self.disk.file_bytes(),
+                live_records: self.disk.live_records(),
+                memory_budget_left: self.channels.budget_left().map(|b| b as u64),
+                short_rings: self.channels.short_rings(),
+            },
             counters: self.counters,
             probes: self.probes.snapshot(reset_max_active),
             busy_seconds: glommio::executor()
@@ -182,35 +266,76 @@ impl Shard {
         }
     }
 
-    /// Puts a channel loaded from the data directory back, storage by storage,
-    /// in its mode. The caller checked that every storage fits its ring.
-    pub fn restore(&mut self, channel: &str, content: dmq_storage::files::ChannelContent) {
+    /// Puts a channel loaded from the data directory back, storage by
+    /// storage, in its mode: the memory records into the ring (the excess,
+    /// if the ring is smaller now, to the disk overflow behind them), then
+    /// the storage's disk part found at startup, if any. Returns the highest
+    /// ticket of records it had to write (the caller waits for it).
+    pub fn restore(
+        &mut self,
+        channel: &str,
+        content: dmq_storage::files::ChannelContent,
+        disk_parts: &mut HashMap<String, DiskQueue>,
+    ) -> Stored {
         use dmq_storage::files::ChannelContent;
-        let ch = self.channels.get_or_create(channel);
+        let mut stored = Stored::Memory;
         let mut refused = 0usize;
-        match content {
-            ChannelContent::Unsubscribed(records) => {
-                if let Some(storage) = ch.unsubscribed_storage_mut() {
-                    for record in &records {
-                        refused += usize::from(storage.push(record).is_err());
-                    }
+        let storages: Vec<(Option<String>, Vec<Vec<u8>>)> = match content {
+            ChannelContent::Unsubscribed(records) => vec![(None, records)],
+            ChannelContent::Subscribed(subscribers) => subscribers
+                .into_iter()
+                .map(|(sub, records)| (Some(sub), records))
+                .collect(),
+        };
+        self.channels.get_or_create(channel);
+        for (subscriber, records) in storages {
+            if let Some(sub) = &subscriber {
+                self.channels.subscribe(channel, sub, &mut self.disk);
+            }
+            let name = dmq_storage::storage_name(channel, subscriber.as_deref());
+            let Some(ch) = self.channels.get_mut(channel) else {
+                continue;
+            };
+            let storage = match &subscriber {
+                Some(sub) => ch.subscriber_storage_mut(sub),
+                None => ch.unsubscribed_storage_mut(),
+            };
+            let Some(storage) = storage else {
+                continue;
+            };
+            // Memory first (persist sized it to the ring), then the disk part
+            // behind it.
+            let mut rest = &records[..];
+            while let Some((first, tail)) = rest.split_first() {
+                if !storage.push_memory(first) {
+                    break;
+                }
+                rest = tail;
+            }
+            if let Some(part) = disk_parts.remove(&name) {
+                storage.set_disk(part);
+            }
+            refused += rest.len();
+            for record in rest {
+                // Only if the ring is smaller than persist computed: behind
+                // the disk part, out of order (logged below).
+                if let Ok(s) = storage.push(record, &mut self.disk, &|| name.clone()) {
+                    stored = stored.max(s);
                 }
             }
-            ChannelContent::Subscribed(subscribers) => {
-                for (subscriber, records) in subscribers {
-                    ch.subscribe(&subscriber);
-                    if let Some(storage) = ch.subscriber_storage_mut(&subscriber) {
-                        for record in &records {
-                            refused += usize::from(storage.push(record).is_err());
-                        }
-                    }
-                }
+            let id = storage.disk().id();
+            if !storage.disk().is_empty() {
+                self.schedule_refill(channel, id);
             }
         }
         if refused > 0 {
-            // Only possible if the size check before the start was wrong.
-            tracing::error!(channel, refused, "restored records did not fit their ring");
+            tracing::error!(
+                channel,
+                records = refused,
+                "restored records did not fit the ring they were sized for; the rest went to the disk overflow, after the storage's disk records"
+            );
         }
+        stored
     }
 
     /// Creates the channel if missing (Produce, ProduceMulti, Consume start).
@@ -219,26 +344,43 @@ impl Shard {
     }
 
     /// Pushes one record to every storage of the channel, creating it if missing,
-    /// then wakes a waiting consumer.
-    pub fn push(&mut self, channel: &str, value: &[u8]) -> Result<(), PushError> {
+    /// then wakes a waiting consumer. `Stored::Disk(ticket)`: acknowledge the
+    /// push once the ticket is durable ([`Shard::durable_waiter`]).
+    pub fn push(&mut self, channel: &str, value: &[u8]) -> Result<Stored, PushError> {
         let ch = self.channels.get_or_create(channel);
         let fanout = ch.storage_count() as u64;
-        match ch.push(value) {
-            Ok(()) => {
+        let result = ch.push(value, &mut self.disk);
+        match result {
+            Ok(stored) => {
                 self.counters.pushed_records += fanout;
                 self.counters.pushed_bytes += fanout * value.len() as u64;
+                if let Stored::Disk(_) = stored {
+                    self.counters.spilled_records += 1;
+                    self.io.writer.notify();
+                }
                 self.wake_consumers(channel);
-                Ok(())
+                Ok(stored)
             }
-            Err(StorageError::Full { len }) => {
-                self.counters.refused_full += 1;
-                tracing::warn!(
-                    channel,
-                    bytes = len,
-                    "push refused: the record does not fit in the channel's memory ring"
-                );
-                Err(PushError::Full)
+            Err(StorageError::Disk { len, cause }) => {
+                self.refused(channel, len, cause);
+                if self.disk.has_pending() {
+                    self.io.writer.notify();
+                }
+                self.wake_consumers(channel);
+                Err(PushError::Disk(cause))
             }
+        }
+    }
+
+    fn refused(&mut self, channel: &str, len: usize, cause: DiskError) {
+        self.counters.refused_disk += 1;
+        if !self.refusal_logged {
+            self.refusal_logged = true;
+            tracing::warn!(
+                channel,
+                bytes = len,
+                "push refused: the record does not fit in memory and {cause} (logged once per overflow.write_index_ms)"
+            );
         }
     }
 
@@ -247,14 +389,15 @@ impl Shard {
     /// times gets every record `k` times in a row, as if each record went to the
     /// list in order. Each distinct channel is looked up once per run, not once
     /// per record. A channel stops at the first record it cannot take (the
-    /// others still take the whole run); the result names the first such
-    /// channel by its position in `channels`.
+    /// others still take the whole run); the error names the first such
+    /// channel by its position in `channels`. `Ok` carries where the records
+    /// went, as for [`Shard::push`].
     pub fn push_encoded<S: AsRef<str>>(
         &mut self,
         channels: &[S],
         records: &[u8],
-    ) -> Result<(), usize> {
-        let mut result = Ok(());
+    ) -> Result<Stored, usize> {
+        let mut result = Ok(Stored::Memory);
         for (index, channel) in channels.iter().enumerate() {
             let channel = channel.as_ref();
             if channels[..index].iter().any(|c| c.as_ref() == channel) {
@@ -266,13 +409,20 @@ impl Shard {
                 .count();
             let ch = self.channels.get_or_create(channel);
             let fanout = ch.storage_count() as u64;
-            let (mut pushed_records, mut pushed_bytes) = (0u64, 0u64);
+            let (mut pushed_records, mut pushed_bytes, mut spilled) = (0u64, 0u64, 0u64);
+            let mut stored = Stored::Memory;
             let mut refused = None;
             'records: for record in EncodedRecords(records) {
                 for _ in 0..times {
-                    if let Err(StorageError::Full { len }) = ch.push(record) {
-                        refused = Some(len);
-                        break 'records;
+                    match ch.push(record, &mut self.disk) {
+                        Ok(s) => {
+                            spilled += u64::from(matches!(s, Stored::Disk(_)));
+                            stored = stored.max(s);
+                        }
+                        Err(StorageError::Disk { len, cause }) => {
+                            refused = Some((len, cause));
+                            break 'records;
+                        }
                     }
                     pushed_records += fanout;
                     pushed_bytes += fanout * record.len() as u64;
@@ -280,25 +430,56 @@ impl Shard {
             }
             self.counters.pushed_records += pushed_records;
             self.counters.pushed_bytes += pushed_bytes;
-            if let Some(len) = refused {
-                self.counters.refused_full += 1;
-                tracing::warn!(
-                    channel,
-                    bytes = len,
-                    "produced record refused: it does not fit in the channel's memory ring"
-                );
+            self.counters.spilled_records += spilled;
+            if let Some((len, cause)) = refused {
+                self.refused(channel, len, cause);
                 result = result.and(Err(index));
             }
+            result = result.map(|s| s.max(stored));
             if pushed_records > 0 {
                 self.wake_consumers(channel);
             }
         }
+        if self.disk.has_pending() {
+            self.io.writer.notify();
+        }
         result
+    }
+
+    /// True when a Pop of this (unsubscribed) channel must wait for records
+    /// to come back from disk; the read is started.
+    pub fn pop_would_wait(&mut self, channel: &str) -> bool {
+        let Some(ch) = self.channels.get_mut(channel) else {
+            return false;
+        };
+        if !ch.waits_on_disk() {
+            return false;
+        }
+        let id = ch
+            .unsubscribed_storage_mut()
+            .map_or(0, |s| s.disk().id());
+        self.schedule_refill(channel, id);
+        true
+    }
+
+    /// A Pop that waits for disk if it must: `Err` is a signal to try again.
+    pub fn try_pop(
+        &mut self,
+        channel: &str,
+        create: bool,
+    ) -> Result<PopOutcome, oneshot::Receiver<()>> {
+        if self.pop_would_wait(channel) {
+            let (tx, rx) = oneshot::channel();
+            self.pop_waiters.push(tx);
+            return Err(rx);
+        }
+        Ok(self.pop(channel, create))
     }
 
     /// Pops one record of an unsubscribed channel and hands it to `take` while
     /// it is still in the ring, so the caller can encode it without a copy.
     /// `create` makes a missing channel (neo Pop does, legacy Pop does not).
+    /// The caller checked [`Shard::pop_would_wait`]: memory empty means empty.
     pub fn pop_with<R>(
         &mut self,
         channel: &str,
@@ -313,7 +494,10 @@ impl Shard {
                 None => return take(Err(PopRefused::NoChannel)),
             }
         };
-        match ch.pop() {
+        let spilled = ch
+            .unsubscribed_storage_mut()
+            .is_some_and(|s| !s.disk().is_empty());
+        let result = match ch.pop() {
             Ok(Some(value)) => {
                 self.counters.popped_records += 1;
                 self.counters.popped_bytes += value.len() as u64;
@@ -321,11 +505,24 @@ impl Shard {
             }
             Ok(None) => take(Ok(None)),
             Err(PopError::Subscribed) => take(Err(PopRefused::Subscribed)),
+        };
+        if spilled {
+            let id = self
+                .channels
+                .get_mut(channel)
+                .and_then(|ch| ch.unsubscribed_storage_mut())
+                .filter(|s| s.wants_refill())
+                .map(|s| s.disk().id());
+            if let Some(id) = id {
+                self.schedule_refill(channel, id);
+            }
         }
+        result
     }
 
     /// Pops one record of an unsubscribed channel as an owned outcome (for
-    /// other shards).
+    /// other shards). The caller checked [`Shard::pop_would_wait`] (see
+    /// [`Shard::try_pop`]).
     pub fn pop(&mut self, channel: &str, create: bool) -> PopOutcome {
         self.pop_with(channel, create, |popped| match popped {
             Ok(Some(value)) => PopOutcome::Value(value.to_vec()),
@@ -346,7 +543,7 @@ impl Shard {
 
     /// Removes the channel and all its storages, and ends every Consume of it.
     pub fn remove(&mut self, channel: &str) {
-        if self.channels.remove(channel).is_some() {
+        if self.channels.remove(channel, &mut self.disk).is_some() {
             tracing::info!(channel, "channel removed");
         }
         self.cursor.remove(channel);
@@ -367,8 +564,7 @@ impl Shard {
     /// Subscribes `subscriber` to the channel (creating both if missing) and
     /// registers a consumer of that subscriber's storage.
     pub fn consume_start(&mut self, channel: &str, subscriber: &str) -> ConsumerId {
-        let ch = self.channels.get_or_create(channel);
-        if ch.subscribe(subscriber) {
+        if self.channels.subscribe(channel, subscriber, &mut self.disk) {
             tracing::info!(channel, subscriber, "subscribed");
         }
         let id = self.next_consumer;
@@ -433,7 +629,8 @@ impl Shard {
         }
     }
 
-    /// Pops up to `max_bytes` of records for a subscriber; `None` when there are none.
+    /// Pops up to `max_bytes` of records for a subscriber; `None` when there
+    /// are none in memory (a read from disk is started if records wait there).
     fn take_records(
         &mut self,
         channel: &str,
@@ -444,14 +641,191 @@ impl Shard {
             .channels
             .get_mut(channel)?
             .subscriber_storage_mut(subscriber)?;
-        if storage.is_empty() {
+        if storage.memory_len() == 0 {
+            let id = storage.disk().id();
+            if !storage.disk().is_empty() {
+                self.schedule_refill(channel, id);
+            }
             return None;
         }
         let mut buf = Vec::with_capacity(max_bytes.min(storage.ring().used_bytes()));
         let (records, bytes) = storage.pop_into(&mut buf, max_bytes, false);
+        let refill = storage.wants_refill().then(|| storage.disk().id());
         self.counters.popped_records += records as u64;
         self.counters.popped_bytes += bytes as u64;
+        if let Some(id) = refill {
+            self.schedule_refill(channel, id);
+        }
         (records > 0).then_some(PollResult::Records { buf, records })
+    }
+
+    /// Queues a storage for reading back from disk.
+    fn schedule_refill(&mut self, channel: &str, id: u32) {
+        if id != 0 && self.refill_queued.insert(id) {
+            self.refills.push_back((channel.into(), id));
+            self.io.reader.notify();
+        }
+    }
+
+    /// The next storage to read back (for the reader task).
+    pub fn next_refill(&mut self) -> Option<(Rc<str>, u32)> {
+        let next = self.refills.pop_front()?;
+        self.refill_queued.remove(&next.1);
+        Some(next)
+    }
+
+    /// What to read next for the storage with overflow id `id` of `channel`.
+    pub fn refill_step(&self, channel: &str, id: u32) -> RefillStep {
+        let Some(storage) = self
+            .channels
+            .get(channel)
+            .and_then(|ch| ch.storages().map(|(_, s)| s).find(|s| s.disk().id() == id))
+        else {
+            return RefillStep::Done;
+        };
+        if !storage.wants_refill() {
+            return RefillStep::Done;
+        }
+        let max = storage
+            .refill_room()
+            .clamp(REFILL_READ_MIN, REFILL_READ_MAX);
+        match self.disk.read_plan(storage.disk(), max) {
+            dmq_storage::disk::ReadPlan::Nothing => RefillStep::Done,
+            dmq_storage::disk::ReadPlan::NotYet => RefillStep::NotYet,
+            dmq_storage::disk::ReadPlan::Read { at, len } => RefillStep::Read { at, len },
+        }
+    }
+
+    /// Takes records read at `at` into the storage's memory. Returns the
+    /// next step: read again (with the length a large record needs), wait
+    /// for writes, or done.
+    pub fn refill_apply(&mut self, channel: &str, id: u32, at: Loc, buf: &[u8]) -> RefillStep {
+        let Some(storage) = self
+            .channels
+            .get_mut(channel)
+            .and_then(|ch| ch.storage_by_disk_id_mut(id))
+        else {
+            return RefillStep::Done;
+        };
+        if storage.disk().head() != Some(at) {
+            // Changed while the read was in flight (cleared, or read by a
+            // previous pass): plan again.
+            return self.refill_step(channel, id);
+        }
+        let step = match storage.refill(&mut self.disk, at, buf) {
+            Ok(done) => {
+                self.counters.refilled_records += done.records;
+                if done.records > 0 {
+                    self.refilled(channel);
+                }
+                match done.need {
+                    Some(len) if done.records == 0 => {
+                        if at.offset.saturating_add(len as u64) > self.disk.written(at.seg) {
+                            RefillStep::NotYet
+                        } else {
+                            RefillStep::Read { at, len }
+                        }
+                    }
+                    _ if done.not_yet => RefillStep::NotYet,
+                    _ => self.refill_step(channel, id),
+                }
+            }
+            Err(corrupt) => {
+                let lost = storage.abandon_disk(&mut self.disk);
+                self.counters.disk_errors += 1;
+                self.counters.disk_lost_records += lost;
+                tracing::error!(
+                    channel,
+                    lost,
+                    "overflow record cannot be read back ({corrupt}); the storage's records on disk are given up"
+                );
+                self.refilled(channel);
+                RefillStep::Done
+            }
+        };
+        if self.disk.has_pending() {
+            self.io.writer.notify();
+        }
+        step
+    }
+
+    /// Gives up a storage's records on disk that cannot be read back.
+    pub fn abandon_disk(&mut self, channel: &str, id: u32, reason: &str) {
+        let Some(storage) = self
+            .channels
+            .get_mut(channel)
+            .and_then(|ch| ch.storage_by_disk_id_mut(id))
+        else {
+            return;
+        };
+        let lost = storage.abandon_disk(&mut self.disk);
+        self.counters.disk_errors += 1;
+        self.counters.disk_lost_records += lost;
+        tracing::error!(
+            channel,
+            lost,
+            "overflow records cannot be read back ({reason}); they are given up"
+        );
+        self.refilled(channel);
+    }
+
+    /// Records came back from disk: answer waiting pops and consumers.
+    fn refilled(&mut self, channel: &str) {
+        for waiter in self.pop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        self.wake_consumers(channel);
+    }
+
+    /// A receiver answered once every push up to `ticket` is on disk
+    /// (`Err` if a write failed first); `None` if it is already.
+    pub fn durable_waiter(&mut self, ticket: u64) -> Option<oneshot::Receiver<Result<(), ()>>> {
+        if self.disk.durable_ticket() >= ticket {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push_back((ticket, tx));
+        self.io.writer.notify();
+        Some(rx)
+    }
+
+    /// The outcome of one overflow write (for the writer task): a failure
+    /// gives up every record not yet written, whose pushes are answered with
+    /// an error.
+    pub fn write_done(&mut self, job: WriteJob, ok: bool) {
+        let lost = self.disk.write_done(job, ok);
+        if !ok {
+            self.counters.disk_errors += 1;
+        }
+        if !lost.is_empty() {
+            self.counters.disk_lost_records += lost.len() as u64;
+            for ch in self.channels.iter_mut() {
+                for storage in ch.storages_mut() {
+                    DiskWriter::forget(storage.disk_mut(), &lost);
+                }
+            }
+        }
+        let durable = self.disk.durable_ticket();
+        while let Some((ticket, _)) = self.flush_waiters.front() {
+            if *ticket > durable && ok {
+                break;
+            }
+            let (ticket, waiter) = self.flush_waiters.pop_front().expect("front exists");
+            let _ = waiter.send(if ticket <= durable { Ok(()) } else { Err(()) });
+        }
+        if !ok {
+            // Pops waiting on records that were given up must look again.
+            for waiter in self.pop_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// The maintenance tick: the overflow accepts records again after a
+    /// failure, and refusals may be logged again.
+    pub fn maintenance(&mut self) {
+        self.disk.retry();
+        self.refusal_logged = false;
     }
 
     /// After a push: hand records to waiting consumers, round-robin, one consumer
@@ -591,19 +965,43 @@ mod tests {
     }
 
     #[test]
-    fn produce_batch_stops_at_a_full_ring() {
+    fn produce_batch_spills_past_a_full_ring_in_order() {
         let mut s = Shard::new(ChannelSizes::new(40, Vec::new()).expect("sizes"));
-        let batch = encoded(&[b"0123456789", b"0123456789", b"0123456789"]);
-        assert_eq!(s.push_encoded(&["c"], &batch), Err(0));
-        assert_eq!(s.counters.refused_full, 1);
+        let batch = encoded(&[b"0123456789", b"1123456789", b"2123456789"]);
+        assert!(matches!(s.push_encoded(&["c"], &batch), Ok(Stored::Disk(_))));
+        assert_eq!(s.counters.spilled_records, 1);
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"0123456789".to_vec()));
+        assert_eq!(s.pop("c", false), PopOutcome::Value(b"1123456789".to_vec()));
+        // The third record is on disk: a Pop must wait for it, not answer Empty.
+        assert!(s.pop_would_wait("c"));
+        assert!(s.try_pop("c", false).is_err());
+        assert_eq!(s.next_refill().map(|(c, _)| c.to_string()), Some("c".to_owned()));
+    }
+
+    #[test]
+    fn produce_batch_stops_where_the_overflow_is_full() {
+        let disk = DiskWriter::new(DiskConfig {
+            segment_size: 4096,
+            limit: 4096,
+        });
+        // No memory budget left: the channel has no ring at all.
+        let sizes = ChannelSizes::new(1024, Vec::new()).expect("sizes");
+        let channels = Channels::with_budget(sizes, Some(0));
+        let mut s = Shard::with_storage(channels, disk);
+        let record = [7u8; 1000];
+        let batch = encoded(&[&record[..]; 8]);
+        assert_eq!(s.push_encoded(&["c"], &batch), Err(0));
+        assert_eq!(s.counters.refused_disk, 1);
+        let on_disk = s.channels().get("c").map_or(0, |c| c.records());
+        assert!((1..8).contains(&on_disk), "{on_disk}");
+        assert_eq!(s.push("c", &record), Err(PushError::Disk(DiskError::Limit)));
     }
 
     #[test]
     fn produce_multi_pushes_each_record_to_every_listed_channel_in_turn() {
         let mut s = shard();
         let batch = encoded(&[b"1", b"2"]);
-        assert_eq!(s.push_encoded(&["a", "b", "a"], &batch), Ok(()));
+        assert_eq!(s.push_encoded(&["a", "b", "a"], &batch), Ok(Stored::Memory));
         for expected in [b"1", b"1", b"2", b"2"] {
             assert_eq!(s.pop("a", false), PopOutcome::Value(expected.to_vec()));
         }

@@ -356,6 +356,16 @@ impl DiskWriter {
         self.segments.values().map(|s| s.live).sum()
     }
 
+    /// Bytes of segment `seq` written to its file.
+    pub fn written(&self, seq: u32) -> u64 {
+        self.segments.get(&seq).map_or(0, |s| s.durable)
+    }
+
+    /// The ticket of the newest append.
+    pub fn appended_ticket(&self) -> u64 {
+        self.appended
+    }
+
     /// Every ticket up to this one is on disk.
     pub fn durable_ticket(&self) -> u64 {
         self.durable
@@ -828,13 +838,6 @@ pub fn walk_records(bytes: &[u8], base: u64, mut f: impl FnMut(u64, RecordHeader
     base + rel as u64
 }
 
-/// One segment as found on disk at startup.
-#[derive(Debug)]
-pub struct FoundSegment {
-    pub seq: u32,
-    pub bytes: Vec<u8>,
-}
-
 /// What [`recover`] rebuilt.
 #[derive(Debug)]
 pub struct Recovered {
@@ -854,17 +857,24 @@ pub struct Recovered {
 /// Rebuilds a shard's overflow from its segments (any order); see the module
 /// documentation for the meta records it relies on. Segments are closed:
 /// new records go to a new segment.
-pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
-    found.sort_by_key(|s| s.seq);
+pub fn recover(
+    config: DiskConfig,
+    seqs: &[u32],
+    mut read: impl FnMut(u32) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Recovered> {
+    let mut seqs = seqs.to_vec();
+    seqs.sort_unstable();
+    seqs.dedup();
     let mut names: HashMap<u32, String> = HashMap::new();
     let mut read_to: HashMap<u32, Loc> = HashMap::new();
     let mut dropped_at: HashMap<u32, Loc> = HashMap::new();
     let mut max_id = 0u32;
     let mut truncate = Vec::new();
     let mut ends = Vec::new();
-    for s in &found {
-        let end = walk_records(&s.bytes, 0, |offset, header, payload| {
-            let here = Loc { seg: s.seq, offset };
+    for &seq in &seqs {
+        let bytes = read(seq)?;
+        let end = walk_records(&bytes, 0, |offset, header, payload| {
+            let here = Loc { seg: seq, offset };
             max_id = max_id.max(header.channel_id);
             if header.channel_id != 0 {
                 return;
@@ -883,8 +893,8 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
                 None => {}
             }
         });
-        if end < s.bytes.len() as u64 {
-            truncate.push((s.seq, end));
+        if end < bytes.len() as u64 {
+            truncate.push((seq, end));
         }
         ends.push(end);
     }
@@ -892,11 +902,13 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
     let mut queues: BTreeMap<u32, DiskQueue> = BTreeMap::new();
     let mut patches = Vec::new();
     let mut orphans = 0u64;
-    for (s, &end) in found.iter().zip(&ends) {
+    for (&seq, &end) in seqs.iter().zip(&ends) {
+        let mut bytes = read(seq)?;
+        bytes.truncate(end as usize);
         let mut live = 0u64;
-        walk_records(&s.bytes[..end as usize], 0, |offset, header, _| {
+        walk_records(&bytes, 0, |offset, header, _| {
             let id = header.channel_id;
-            let here = Loc { seg: s.seq, offset };
+            let here = Loc { seg: seq, offset };
             let alive = id != 0
                 && read_to.get(&id).is_none_or(|&r| here >= r)
                 && dropped_at.get(&id).is_none_or(|&d| here > d);
@@ -913,15 +925,15 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
                 ..DiskQueue::default()
             });
             match q.parts.back_mut() {
-                Some(part) if part.seg == s.seq => {
+                Some(part) if part.seg == seq => {
                     if let Some((tail, tail_len)) = q.tail {
                         let link = (offset - tail.offset) as i64;
-                        let raw = s.bytes[tail.offset as usize..][..OVERFLOW_HEADER_LEN]
+                        let raw = bytes[tail.offset as usize..][..OVERFLOW_HEADER_LEN]
                             .first_chunk::<OVERFLOW_HEADER_LEN>()
                             .map(RecordHeader::decode);
                         if raw.map(|h| h.next_offset) != Some(link) {
                             patches.push(Patch {
-                                seg: s.seq,
+                                seg: seq,
                                 pos: tail.offset,
                                 header: RecordHeader::new(id, link, tail_len).encode(),
                             });
@@ -931,7 +943,7 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
                     part.bytes += header.length;
                 }
                 _ => q.parts.push_back(Part {
-                    seg: s.seq,
+                    seg: seq,
                     next: offset,
                     records: 1,
                     bytes: header.length,
@@ -942,7 +954,7 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
             q.tail = Some((here, header.length));
         });
         writer.segments.insert(
-            s.seq,
+            seq,
             Segment {
                 end,
                 durable: end,
@@ -950,7 +962,7 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
             },
         );
     }
-    writer.next_seq = found.last().map_or(1, |s| s.seq + 1);
+    writer.next_seq = seqs.last().map_or(1, |&seq| seq + 1);
     writer.next_id = max_id.wrapping_add(1).max(1);
     let empty: Vec<u32> = writer
         .segments
@@ -967,14 +979,14 @@ pub fn recover(config: DiskConfig, mut found: Vec<FoundSegment>) -> Recovered {
         .into_values()
         .map(|q| (names[&q.id].clone(), q))
         .collect();
-    Recovered {
+    Ok(Recovered {
         writer,
         queues,
         truncate,
         patches,
         empty,
         orphans,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -991,6 +1003,11 @@ mod tests {
     struct Files(BTreeMap<u32, Vec<u8>>);
 
     impl Files {
+        fn recover(&self) -> Recovered {
+            let seqs: Vec<u32> = self.0.keys().copied().collect();
+            recover(CONFIG, &seqs, |seq| Ok(self.0[&seq].clone())).expect("recover")
+        }
+
         fn run(&mut self, w: &mut DiskWriter) {
             while let Some(job) = w.take_write() {
                 if job.pos != u64::MAX {
@@ -1191,15 +1208,7 @@ mod tests {
             .expect("file")
             .extend_from_slice(&[7; 20]);
 
-        let found = files
-            .0
-            .iter()
-            .map(|(&seq, bytes)| FoundSegment {
-                seq,
-                bytes: bytes.clone(),
-            })
-            .collect();
-        let r = recover(CONFIG, found);
+        let r = files.recover();
         assert_eq!(r.orphans, 0);
         assert_eq!(r.truncate.len(), 1);
         let names: Vec<&str> = r.queues.iter().map(|(n, _)| n.as_str()).collect();
@@ -1232,15 +1241,7 @@ mod tests {
         job.patches.clear();
         let f = files.0.get_mut(&job.seg).expect("file");
         f.extend_from_slice(&job.bytes);
-        let found = files
-            .0
-            .iter()
-            .map(|(&seq, bytes)| FoundSegment {
-                seq,
-                bytes: bytes.clone(),
-            })
-            .collect();
-        let r = recover(CONFIG, found);
+        let r = files.recover();
         assert_eq!(r.patches.len(), 1);
         for p in &r.patches {
             let f = files.0.get_mut(&p.seg).expect("file");

@@ -24,7 +24,7 @@ pub const MAX_BATCH_POPS: usize = 16;
 /// How to turn a remote result into legacy reply bytes.
 #[derive(Debug, Clone, Copy)]
 pub enum ReplyKind {
-    /// 200, or 407 when the ring was full.
+    /// 200, or 500 when the disk overflow could not take the record.
     Push,
     /// 200 + value, 200 + empty array, or 500 (missing or subscribed channel).
     Pop,
@@ -52,7 +52,7 @@ enum Held {
     AllPushed {
         meta: Meta,
         parts: Vec<(ShardId, usize)>,
-        local_full: bool,
+        local_refused: bool,
     },
 }
 
@@ -75,6 +75,8 @@ pub struct Batch<'r> {
     started: Instant,
     /// Requests per kind in this batch, for their timing.
     timed: [u16; RequestKind::COUNT],
+    /// See [`Batch::close`].
+    closed: bool,
 }
 
 impl<'r> Batch<'r> {
@@ -91,6 +93,7 @@ impl<'r> Batch<'r> {
             current: RequestKind::Push,
             started: Instant::now(),
             timed: [0; RequestKind::COUNT],
+            closed: false,
         }
     }
 
@@ -100,7 +103,14 @@ impl<'r> Batch<'r> {
 
     /// No more requests should join this batch.
     pub fn is_full(&self) -> bool {
-        self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS
+        self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS || self.closed
+    }
+
+    /// No more requests join this batch: a request of it waits on this
+    /// shard (a Pop for records on disk), and later requests must not
+    /// overtake it.
+    pub fn close(&mut self) {
+        self.closed = true;
     }
 
     /// Starts a request (called once per request, before its reply).
@@ -137,7 +147,8 @@ impl<'r> Batch<'r> {
         self.reply(|out| encode_status(out, status));
     }
 
-    /// Queues `op` for `shard` (not this one); its reply is made from its result.
+    /// Queues `op` for `shard` (another one, or this one for ops that wait
+    /// for the disk); its reply is made from its result.
     pub fn remote(&mut self, shard: ShardId, op: Op, kind: ReplyKind) {
         let index = self.push_op(shard, op);
         self.queue.push(Held::Remote {
@@ -150,16 +161,15 @@ impl<'r> Batch<'r> {
 
     /// Queues `op` for `shard` and returns its position, for [`Batch::all_pushed`].
     pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
-        debug_assert!(!self.router.is_local(shard));
         queue_op(&mut self.ops, shard, op)
     }
 
-    /// The reply of a push spread over shards: 407 if the local part or any
-    /// remote part was refused, otherwise 200.
-    pub fn all_pushed(&mut self, parts: Vec<(ShardId, usize)>, local_full: bool) {
+    /// The reply of a push spread over shards: 500 if the local part or any
+    /// other part was refused, otherwise 200.
+    pub fn all_pushed(&mut self, parts: Vec<(ShardId, usize)>, local_refused: bool) {
         if parts.is_empty() {
-            self.status(if local_full {
-                Status::OutOfMemory
+            self.status(if local_refused {
+                Status::Error
             } else {
                 Status::Ok
             });
@@ -167,7 +177,7 @@ impl<'r> Batch<'r> {
             self.queue.push(Held::AllPushed {
                 meta: self.current,
                 parts,
-                local_full,
+                local_refused,
             });
         }
     }
@@ -229,19 +239,15 @@ impl<'r> Batch<'r> {
                 Held::AllPushed {
                     meta,
                     parts,
-                    local_full,
+                    local_refused,
                 } => {
-                    let refused = local_full
+                    let refused = local_refused
                         || parts.iter().any(|&(shard, index)| {
                             matches!(result(shard, index), Some(OpResult::Push(Err(_))))
                         });
                     encode_status(
                         &mut self.out,
-                        if refused {
-                            Status::OutOfMemory
-                        } else {
-                            Status::Ok
-                        },
+                        if refused { Status::Error } else { Status::Ok },
                     );
                     meta
                 }
@@ -267,8 +273,8 @@ fn encode_result(out: &mut Vec<u8>, kind: ReplyKind, result: &OpResult) {
     match (kind, result) {
         (ReplyKind::Fixed(status), _) => encode_status(out, status),
         (ReplyKind::Push, OpResult::Push(Ok(()))) => encode_status(out, Status::Ok),
-        (ReplyKind::Push, OpResult::Push(Err(PushError::Full))) => {
-            encode_status(out, Status::OutOfMemory)
+        (ReplyKind::Push, OpResult::Push(Err(PushError::Disk(_)))) => {
+            encode_status(out, Status::Error)
         }
         (ReplyKind::Pop, OpResult::Pop(outcome)) => encode_pop(out, outcome),
         // An op answered with a result of another kind is a bug of this process;

@@ -309,8 +309,48 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         MetricType::GAUGE,
     );
     let mut refused = Family::new(
-        "dmq_shard_refused_full_total",
-        "Pushes refused because a record did not fit in a memory ring.",
+        "dmq_shard_overflow_refused_total",
+        "Pushes refused because the disk overflow could not take the record (overflow.disk_limit reached, disk full or I/O error).",
+        MetricType::COUNTER,
+    );
+    let mut spilled = Family::new(
+        "dmq_shard_overflow_written_records_total",
+        "Records written to the disk overflow because they did not fit in memory (or older records were on disk).",
+        MetricType::COUNTER,
+    );
+    let mut refilled = Family::new(
+        "dmq_shard_overflow_read_records_total",
+        "Records read back from the disk overflow into memory.",
+        MetricType::COUNTER,
+    );
+    let mut disk_errors = Family::new(
+        "dmq_shard_overflow_errors_total",
+        "Disk overflow writes or reads that failed.",
+        MetricType::COUNTER,
+    );
+    let mut disk_lost = Family::new(
+        "dmq_shard_overflow_lost_records_total",
+        "Records given up: taken by a failed write (their pushes were answered with an error) or unreadable on disk.",
+        MetricType::COUNTER,
+    );
+    let mut segments = Family::new(
+        "dmq_shard_overflow_segments",
+        "Disk overflow segment files of the shard.",
+        MetricType::GAUGE,
+    );
+    let mut file_bytes = Family::new(
+        "dmq_shard_overflow_file_bytes",
+        "Bytes in the shard's disk overflow segment files.",
+        MetricType::GAUGE,
+    );
+    let mut budget = Family::new(
+        "dmq_shard_memory_budget_left_bytes",
+        "Ring bytes left in the shard's share of server.memory_limit (absent without a limit).",
+        MetricType::GAUGE,
+    );
+    let mut short = Family::new(
+        "dmq_shard_short_rings_total",
+        "Storages that got a smaller ring than configured (memory budget spent, or allocation failed).",
         MetricType::COUNTER,
     );
     for (id_num, shard) in shards.iter().enumerate() {
@@ -344,7 +384,17 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         );
         owned.gauge(&labels, shard.channels as f64);
         consumers.gauge(&labels, shard.consumers as f64);
-        refused.counter(&labels, shard.counters.refused_full as f64);
+        refused.counter(&labels, shard.counters.refused_disk as f64);
+        spilled.counter(&labels, shard.counters.spilled_records as f64);
+        refilled.counter(&labels, shard.counters.refilled_records as f64);
+        disk_errors.counter(&labels, shard.counters.disk_errors as f64);
+        disk_lost.counter(&labels, shard.counters.disk_lost_records as f64);
+        segments.gauge(&labels, shard.overflow.segments as f64);
+        file_bytes.gauge(&labels, shard.overflow.file_bytes as f64);
+        if let Some(left) = shard.overflow.memory_budget_left {
+            budget.gauge(&labels, left as f64);
+        }
+        short.counter(&labels, shard.overflow.short_rings as f64);
     }
     families.extend([
         busy.done(),
@@ -355,6 +405,14 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         owned.done(),
         consumers.done(),
         refused.done(),
+        spilled.done(),
+        refilled.done(),
+        disk_errors.done(),
+        disk_lost.done(),
+        segments.done(),
+        file_bytes.done(),
+        budget.done(),
+        short.done(),
     ]);
 
     let mut out = Vec::new();

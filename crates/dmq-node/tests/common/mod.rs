@@ -841,3 +841,249 @@ impl Client {
         (!record.is_empty()).then_some(record)
     }
 }
+
+// ---- Disk overflow, restarts and the memory limit ----
+
+/// `server.data_dir=<dir>`, for a node whose data directory the test owns (to
+/// look at its files, or to start another node on it).
+pub fn data_dir_arg(dir: &Path) -> String {
+    format!("server.data_dir={}", dir.display())
+}
+
+/// [`record`]`(i)` padded with `.` to `len` bytes (at least 9), so a record's
+/// size in a ring is known: 8 + `len` bytes.
+pub fn padded_record(i: usize, len: usize) -> Vec<u8> {
+    let mut r = record(i);
+    assert!(
+        len >= r.len(),
+        "a padded record has at least {} bytes",
+        r.len()
+    );
+    r.resize(len, b'.');
+    r
+}
+
+/// `padded_record(i, len)` for every `i` of `range`.
+pub fn padded_records(range: std::ops::Range<usize>, len: usize) -> Vec<Vec<u8>> {
+    range.map(|i| padded_record(i, len)).collect()
+}
+
+/// The number of a record made by [`record`] or [`padded_record`].
+pub fn record_index(r: &[u8]) -> usize {
+    std::str::from_utf8(&r[..9.min(r.len())])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a test record: {:?}", String::from_utf8_lossy(r)))
+}
+
+/// Asserts that `got` equals `expected`, naming the first difference (instead
+/// of printing thousands of records).
+pub fn assert_same_records(got: &[Vec<u8>], expected: &[Vec<u8>], what: &str) {
+    if let Some(i) = (0..got.len().min(expected.len())).find(|&i| got[i] != expected[i]) {
+        panic!(
+            "{what}: record {i} of {} is {:?}, expected {:?}",
+            got.len(),
+            String::from_utf8_lossy(&got[i]),
+            String::from_utf8_lossy(&expected[i])
+        );
+    }
+    if got.len() != expected.len() {
+        let extra = got
+            .get(expected.len())
+            .or_else(|| expected.get(got.len()))
+            .map(|r| String::from_utf8_lossy(r).into_owned());
+        panic!(
+            "{what}: {} records, expected {} (first extra or missing: {extra:?})",
+            got.len(),
+            expected.len()
+        );
+    }
+}
+
+/// The overflow segment files (`overflow-*.dat`) in `dir`: name and size,
+/// sorted by name. A missing directory has none.
+pub fn overflow_files(dir: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, u64)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("overflow-") && name.ends_with(".dat")) {
+                return None;
+            }
+            // A file deleted between read_dir and metadata counts as gone.
+            let len = e.metadata().ok()?.len();
+            Some((name, len))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The total size of the overflow segment files in `dir`.
+pub fn overflow_bytes(dir: &Path) -> u64 {
+    overflow_files(dir).iter().map(|(_, len)| len).sum()
+}
+
+/// Splits an overflow segment file name `overflow-<shard>of<nshards>-<seq>.dat`
+/// into its three numbers; `None` if the name has another form.
+pub fn parse_overflow_name(name: &str) -> Option<(u64, u64, u64)> {
+    let middle = name.strip_prefix("overflow-")?.strip_suffix(".dat")?;
+    let (shards, seq) = middle.split_once('-')?;
+    let (shard, nshards) = shards.split_once("of")?;
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((number(shard)?, number(nshards)?, number(seq)?))
+}
+
+/// Names of the files in `dir` ending in `suffix`, sorted.
+pub fn files_ending_with(dir: &Path, suffix: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Requests pipelined per write by [`push_pipelined`] and [`pop_pipelined`].
+pub const PIPELINE_CHUNK: usize = 200;
+
+/// Legacy Pushes of `values` to `channel`, sent [`PIPELINE_CHUNK`] per write;
+/// asserts that every reply is 200.
+pub fn push_pipelined(client: &mut Client, channel: &str, values: &[Vec<u8>]) {
+    for (n, chunk) in values.chunks(PIPELINE_CHUNK).enumerate() {
+        for value in chunk {
+            client.queue_push(channel, value);
+        }
+        client.flush();
+        for (k, value) in chunk.iter().enumerate() {
+            let status = client.read_status();
+            assert_eq!(
+                status,
+                OK,
+                "{channel}: push {} ({:?})",
+                n * PIPELINE_CHUNK + k,
+                String::from_utf8_lossy(&value[..9.min(value.len())])
+            );
+        }
+    }
+}
+
+/// `count` legacy Pops of `channel`, sent [`PIPELINE_CHUNK`] per write; every
+/// reply must be a record (not empty, not an error). Returns them in order.
+pub fn pop_pipelined(client: &mut Client, channel: &str, count: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        let n = (count - got.len()).min(PIPELINE_CHUNK);
+        for _ in 0..n {
+            client.queue_pop(channel);
+        }
+        client.flush();
+        for _ in 0..n {
+            match client.read_pop_reply() {
+                Ok(r) if !r.is_empty() => got.push(r),
+                Ok(_) => panic!(
+                    "{channel}: Pop answered empty after {} of {count} records",
+                    got.len()
+                ),
+                Err(status) => panic!(
+                    "{channel}: Pop answered {status} after {} of {count} records",
+                    got.len()
+                ),
+            }
+        }
+    }
+    got
+}
+
+/// Legacy Pops of `channel` until the node answers empty; fails the test on an
+/// error status or after more than `max` records. Returns the records.
+pub fn pop_until_empty(client: &mut Client, channel: &str, max: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    // Bounded: at most max + 1 rounds.
+    for _ in 0..=max {
+        match client.pop(channel) {
+            Ok(r) if r.is_empty() => return got,
+            Ok(r) => got.push(r),
+            Err(status) => panic!(
+                "{channel}: Pop answered {status} after {} records",
+                got.len()
+            ),
+        }
+    }
+    panic!("{channel}: still not empty after {max} records");
+}
+
+/// Polls `cond` every `every` until it holds or `timeout` passed; whether it
+/// held.
+pub fn wait_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    // Bounded: at most timeout / every rounds.
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The resident set size of process `pid`, in bytes (VmRSS of
+/// `/proc/<pid>/status`).
+pub fn rss_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
+    let kib: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    kib * 1024
+}
+
+/// Subscribes `subscriber` ("" = the default subscriber) to `channel` of a
+/// node started with [`Node::start_neo`], without reading anything: a neo
+/// Consume that is stopped at once (the subscription outlives its consumer).
+/// Call it before records are pushed to the channel.
+pub fn neo_subscribe(node: &Node, channel: &str, subscriber: &str) {
+    let mut c = node.neo();
+    let id = c.consume(channel, subscriber);
+    let late = c.stop_consume(id);
+    assert!(
+        late.is_empty(),
+        "{subscriber}@{channel}: subscribing received {} records",
+        late.len()
+    );
+}
+
+/// Reads batches of a neo Consume `id` (acknowledging each with Continue)
+/// until at least `n` records came; returns them in arrival order.
+pub fn neo_receive(c: &mut neo::NeoClient, id: u64, n: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    // Bounded: every batch holds at least one record; each wait is bounded.
+    while got.len() < n {
+        let batch = c.next_records(id);
+        assert!(!batch.is_empty(), "Consume {id}: an empty Records batch");
+        got.extend(batch);
+        c.send_continue(id);
+    }
+    got
+}

@@ -13,7 +13,9 @@ use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
+use crate::overflow::wait_durable;
 use crate::route::{Op, OpResult, ShardId};
+use dmq_storage::Stored;
 
 /// Runs the stream. `Ok(true)`: ended by the empty record, the connection goes
 /// on; `Ok(false)`: close it (the client went away or the node shuts down).
@@ -133,8 +135,16 @@ async fn apply(
     for (shard, channels) in by_shard {
         if router.is_local(*shard) {
             let result = router.local().borrow_mut().push_encoded(channels, run);
-            if let Err(index) = result {
-                refused.get_or_insert_with(|| channels[index].clone());
+            match result {
+                Ok(Stored::Memory) => {}
+                Ok(Stored::Disk(ticket)) => {
+                    if wait_durable(router.local(), ticket).await.is_err() {
+                        refused.get_or_insert_with(|| channels[0].clone());
+                    }
+                }
+                Err(index) => {
+                    refused.get_or_insert_with(|| channels[index].clone());
+                }
             }
         } else {
             let op = Op::PushEncoded {

@@ -1,4 +1,5 @@
-//! Push (1): one record to one channel.
+//! Push (1): one record to one channel: 200 once it is in memory or written
+//! to the disk overflow, 500 if the overflow cannot take it.
 
 use dmq_proto::legacy::Status;
 
@@ -6,7 +7,7 @@ use crate::legacy::batch::{Batch, ReplyKind};
 use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
 use crate::route::Op;
-use crate::shard::PushError;
+use dmq_storage::Stored;
 
 /// Checks in the original's order: name (409), create the channel, empty value
 /// (408), so an empty Push still creates its channel.
@@ -28,10 +29,15 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
         }
         let result = shard.push(name, value);
         drop(shard);
-        batch.status(match result {
-            Ok(()) => Status::Ok,
-            Err(PushError::Full) => Status::OutOfMemory,
-        });
+        match result {
+            Ok(Stored::Memory) => batch.status(Status::Ok),
+            // On disk: acknowledged once written.
+            Ok(Stored::Disk(ticket)) => {
+                batch.remote(owner, Op::AwaitDurable { ticket }, ReplyKind::Push)
+            }
+            // The overflow could not take it (logged and counted by the shard).
+            Err(_) => batch.status(Status::Error),
+        }
     } else if value.is_empty() {
         let op = Op::Create {
             channel: name.to_owned(),

@@ -10,7 +10,8 @@ use crate::route::push_to_owners;
 
 /// 409 if any name is bad, 408 for an empty value (nothing is created), otherwise
 /// the record goes to each channel on its owner shard and the reply waits for all
-/// of them: 200, or 407 if some channel's ring could not take it.
+/// of them (and for disk writes): 200, or 500 if the disk overflow of some
+/// channel could not take it.
 pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
     batch.begin(RequestKind::PushMulti);
     if channels.iter().any(|c| channel_name(c).is_none()) {
@@ -22,10 +23,10 @@ pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
         return;
     }
     let names = channels.iter().filter_map(channel_name);
-    let (local_full, ops) = push_to_owners(batch.router(), names, value);
+    let (local_refused, ops) = push_to_owners(batch.router(), names, value);
     let parts = ops
         .into_iter()
         .map(|(shard, op)| (shard, batch.push_op(shard, op)))
         .collect();
-    batch.all_pushed(parts, local_full);
+    batch.all_pushed(parts, local_refused);
 }

@@ -37,13 +37,15 @@ pub fn handle(
     };
     let router = &shared.ctx.router;
     let owner = router.owner(request.channel);
-    if router.is_local(owner) {
+    let waits = router.is_local(owner) && router.local().borrow_mut().pop_would_wait(name);
+    if router.is_local(owner) && !waits {
         let outcome = router
             .local()
             .borrow_mut()
             .pop_with(name, true, |popped| encode_popped(shared, id, Some(popped)));
         batch.done_local(shared, RequestKind::Pop, outcome);
     } else {
+        // Another shard's channel, or records of this one that are on disk.
         let op = Op::Pop {
             channel: name.to_owned(),
             create: true,

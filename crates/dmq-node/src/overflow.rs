@@ -1,0 +1,391 @@
+//! The disk overflow's I/O on a shard: two tasks next to the shard's
+//! connections, each with glommio's io_uring file I/O so that no disk access
+//! blocks the executor.
+//!
+//! - The **writer** executes the shard's [`WriteJob`]s one at a time, in
+//!   order (group commit: every push appended while a write runs goes in the
+//!   next one), answers the pushes waiting for their records to be on disk,
+//!   and every `overflow.write_index_ms` syncs the files (`fdatasync`) and
+//!   deletes segments that hold nothing live any more.
+//! - The **reader** reads records back into the rings of the storages that
+//!   asked ([`Shard::refill_step`]), ahead of need, and wakes the pops and
+//!   consumers waiting for them.
+//!
+//! Both run for the life of the shard and stop at shutdown, after the last
+//! connection: the writer then writes everything still pending and syncs.
+//!
+//! [`WriteJob`]: dmq_storage::disk::WriteJob
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::poll_fn;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use dmq_storage::disk::{segment_file_name, WriteJob};
+use glommio::io::{BufferedFile, OpenOptions};
+
+use crate::shard::{RefillStep, Shard};
+
+/// Read attempts of a storage's records before they are given up.
+const READ_ATTEMPTS: u32 = 3;
+
+/// A wake-up flag with one waiting task.
+#[derive(Default)]
+pub struct Notify {
+    set: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Notify {
+    pub fn notify(&self) {
+        self.set.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Waits until [`notify`](Notify::notify) was called since the last wait.
+    pub async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.set.replace(false) {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// How a shard wakes its overflow tasks.
+#[derive(Default)]
+pub struct IoSignals {
+    pub writer: Notify,
+    pub reader: Notify,
+    /// Set at shutdown: the tasks finish their work and end.
+    pub stopping: Cell<bool>,
+}
+
+impl IoSignals {
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.writer.notify();
+        self.reader.notify();
+    }
+}
+
+/// Where a shard's segment files are.
+#[derive(Debug, Clone)]
+pub struct SegmentDir {
+    pub dir: PathBuf,
+    pub shard: usize,
+    pub shards: usize,
+    pub segment_size: u64,
+}
+
+impl SegmentDir {
+    pub fn path(&self, seq: u32) -> PathBuf {
+        self.dir.join(segment_file_name(self.shard, self.shards, seq))
+    }
+}
+
+/// Waits until every push up to `ticket` is on disk; `Err` if a write
+/// failed first (the push must be answered with an error).
+pub async fn wait_durable(shard: &RefCell<Shard>, ticket: u64) -> Result<(), ()> {
+    let waiter = shard.borrow_mut().durable_waiter(ticket);
+    match waiter {
+        None => Ok(()),
+        Some(rx) => rx.await.unwrap_or(Err(())),
+    }
+}
+
+/// The writer task (see the module documentation).
+pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Duration) {
+    let io = shard.borrow().io.clone();
+    let mut files: BTreeMap<u32, BufferedFile> = BTreeMap::new();
+    let mut unsynced: BTreeSet<u32> = BTreeSet::new();
+    let mut next_tick = Instant::now() + interval;
+    let mut failing = false;
+    loop {
+        loop {
+            let job = shard.borrow_mut().disk.take_write();
+            let Some(job) = job else {
+                break;
+            };
+            let seg = job.seg;
+            let ok = match execute(&dir, &mut files, &job).await {
+                Ok(()) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!(shard = dir.shard, "overflow writes succeed again");
+                    }
+                    true
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::error!(
+                            shard = dir.shard,
+                            file = %dir.path(seg).display(),
+                            "overflow write failed, records not yet written are refused: {e}"
+                        );
+                    }
+                    failing = true;
+                    false
+                }
+            };
+            unsynced.insert(seg);
+            unsynced.extend(job.patches.iter().map(|p| p.seg));
+            shard.borrow_mut().write_done(job, ok);
+            io.reader.notify();
+        }
+        if io.stopping.get() {
+            sync(&dir, &mut files, &mut unsynced, true).await;
+            reclaim(&shard, &dir, &mut files).await;
+            return;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            sync(&dir, &mut files, &mut unsynced, false).await;
+            reclaim(&shard, &dir, &mut files).await;
+            shard.borrow_mut().maintenance();
+            next_tick = Instant::now() + interval;
+            continue;
+        }
+        futures_lite::future::or(io.writer.wait(), glommio::timer::sleep(next_tick - now)).await;
+    }
+}
+
+/// Writes one job: its bytes (creating and preallocating the segment file
+/// when it starts one), then its link patches.
+async fn execute(
+    dir: &SegmentDir,
+    files: &mut BTreeMap<u32, BufferedFile>,
+    job: &WriteJob,
+) -> std::io::Result<()> {
+    if job.pos != u64::MAX {
+        if job.creates() {
+            let path = dir.path(job.seg);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .buffered_open(&path)
+                .await
+                .map_err(std::io::Error::from)?;
+            let size = dir.segment_size.max(job.bytes.len() as u64);
+            // Reserve the segment's blocks now, so that a full disk shows
+            // here, when the segment starts, rather than in the middle of it.
+            if let Err(e) = file.pre_allocate(size, true).await {
+                let _ = file.remove().await;
+                return Err(e.into());
+            }
+            files.insert(job.seg, file);
+        }
+        let file = open_for_write(dir, files, job.seg).await?;
+        write_all_at(file, &job.bytes, job.pos).await?;
+    }
+    for patch in &job.patches {
+        let file = open_for_write(dir, files, patch.seg).await?;
+        write_all_at(file, &patch.header, patch.pos).await?;
+    }
+    Ok(())
+}
+
+async fn open_for_write<'f>(
+    dir: &SegmentDir,
+    files: &'f mut BTreeMap<u32, BufferedFile>,
+    seg: u32,
+) -> std::io::Result<&'f BufferedFile> {
+    if !files.contains_key(&seg) {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .buffered_open(dir.path(seg))
+            .await
+            .map_err(std::io::Error::from)?;
+        files.insert(seg, file);
+    }
+    files
+        .get(&seg)
+        .ok_or_else(|| std::io::Error::other("segment file not open"))
+}
+
+async fn write_all_at(file: &BufferedFile, bytes: &[u8], pos: u64) -> std::io::Result<()> {
+    let mut done = 0usize;
+    while done < bytes.len() {
+        let n = file
+            .write_at(bytes[done..].to_vec(), pos + done as u64)
+            .await
+            .map_err(std::io::Error::from)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// `fdatasync`s the files written since the last sync; closes files of
+/// segments no longer appended to (all of them when `all`).
+async fn sync(
+    dir: &SegmentDir,
+    files: &mut BTreeMap<u32, BufferedFile>,
+    unsynced: &mut BTreeSet<u32>,
+    all: bool,
+) {
+    for seg in std::mem::take(unsynced) {
+        if let Some(file) = files.get(&seg) {
+            if let Err(e) = file.fdatasync().await {
+                tracing::error!(file = %dir.path(seg).display(), "overflow fdatasync failed: {e}");
+            }
+        }
+    }
+    let newest = files.keys().next_back().copied();
+    let close: Vec<u32> = files
+        .keys()
+        .copied()
+        .filter(|&seg| all || Some(seg) != newest)
+        .collect();
+    for seg in close {
+        if let Some(file) = files.remove(&seg) {
+            let _ = file.close().await;
+        }
+    }
+}
+
+/// Deletes the segments the shard no longer needs.
+async fn reclaim(shard: &RefCell<Shard>, dir: &SegmentDir, files: &mut BTreeMap<u32, BufferedFile>) {
+    let gone = shard.borrow_mut().disk.reclaim();
+    for seg in gone {
+        let path = dir.path(seg);
+        let removed = match files.remove(&seg) {
+            Some(file) => {
+                let removed = file.remove().await.map_err(std::io::Error::from);
+                let _ = file.close().await;
+                removed
+            }
+            None => std::fs::remove_file(&path),
+        };
+        match removed {
+            Ok(()) => tracing::debug!(file = %path.display(), "overflow segment deleted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %path.display(), "cannot delete overflow segment: {e}"),
+        }
+    }
+}
+
+/// The reader task (see the module documentation).
+pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
+    let io = shard.borrow().io.clone();
+    let mut files: HashMap<u32, BufferedFile> = HashMap::new();
+    loop {
+        loop {
+            if io.stopping.get() {
+                return;
+            }
+            let next = shard.borrow_mut().next_refill();
+            let Some((channel, id)) = next else {
+                break;
+            };
+            refill(&shard, &dir, &mut files, &channel, id).await;
+            glommio::yield_if_needed().await;
+        }
+        {
+            let state = shard.borrow();
+            let live: BTreeSet<u32> = state.disk.segments().collect();
+            files.retain(|seg, _| live.contains(seg));
+        }
+        io.reader.wait().await;
+    }
+}
+
+/// Reads one storage's records back until its ring has no room or nothing
+/// is left on disk.
+async fn refill(
+    shard: &RefCell<Shard>,
+    dir: &SegmentDir,
+    files: &mut HashMap<u32, BufferedFile>,
+    channel: &str,
+    id: u32,
+) {
+    let mut step = shard.borrow().refill_step(channel, id);
+    let mut failures = 0u32;
+    loop {
+        match step {
+            RefillStep::Done => return,
+            RefillStep::NotYet => {
+                let (ticket, pending) = {
+                    let state = shard.borrow();
+                    (state.disk.appended_ticket(), state.disk.has_pending())
+                };
+                if !pending && shard.borrow().disk.durable_ticket() >= ticket {
+                    // Everything is written and the record is still not
+                    // readable: its link is missing (a bug or a bad file).
+                    shard.borrow_mut().abandon_disk(channel, id, "a link between records is missing");
+                    return;
+                }
+                if wait_durable(shard, ticket).await.is_err() {
+                    // The write failed; the records it took are forgotten.
+                }
+                step = shard.borrow().refill_step(channel, id);
+            }
+            RefillStep::Read { at, len } => {
+                let read = match read_file(dir, files, at.seg).await {
+                    Ok(file) => file
+                        .read_at(at.offset, len)
+                        .await
+                        .map_err(std::io::Error::from),
+                    Err(e) => Err(e),
+                };
+                match read {
+                    Ok(buf) => {
+                        step = shard.borrow_mut().refill_apply(channel, id, at, &buf);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        shard.borrow_mut().counters.disk_errors += 1;
+                        tracing::error!(
+                            channel,
+                            file = %dir.path(at.seg).display(),
+                            attempt = failures,
+                            "overflow read failed: {e}"
+                        );
+                        if failures >= READ_ATTEMPTS {
+                            shard.borrow_mut().abandon_disk(channel, id, "reads keep failing");
+                            return;
+                        }
+                        glommio::timer::sleep(Duration::from_millis(100)).await;
+                        step = shard.borrow().refill_step(channel, id);
+                    }
+                }
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+async fn read_file<'f>(
+    dir: &SegmentDir,
+    files: &'f mut HashMap<u32, BufferedFile>,
+    seg: u32,
+) -> std::io::Result<&'f BufferedFile> {
+    if !files.contains_key(&seg) {
+        let file = BufferedFile::open(dir.path(seg))
+            .await
+            .map_err(std::io::Error::from)?;
+        files.insert(seg, file);
+    }
+    files
+        .get(&seg)
+        .ok_or_else(|| std::io::Error::other("segment file not open"))
+}
+
+/// The path of segment `seq` of `shard` in `dir` (for startup and tests).
+pub fn segment_path(dir: &Path, shard: usize, shards: usize, seq: u32) -> PathBuf {
+    dir.join(segment_file_name(shard, shards, seq))
+}
