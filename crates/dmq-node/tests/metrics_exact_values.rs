@@ -183,8 +183,10 @@ fn counters_and_gauges_after_a_known_sequence() {
     // An empty Push still creates its channel.
     assert_eq!(wire.push(&mut c1, c, b""), EMPTY_VALUE);
     assert_eq!(wire.push(&mut c1, "bad.name", b"v"), BAD_CHANNEL_NAME);
-    assert_eq!(wire.push(&mut c1, a, &[b'x'; 2000]), OUT_OF_MEMORY);
+    // Larger than the ring: it goes to the disk overflow, behind "hello".
+    assert_eq!(wire.push(&mut c1, a, &[b'x'; 2000]), OK);
     assert_eq!(wire.pop(&mut c1, a), Ok(b"hello".to_vec()));
+    assert_eq!(wire.pop(&mut c1, a), Ok(vec![b'x'; 2000]));
     assert_eq!(wire.pop(&mut c1, a), Ok(Vec::new()));
     assert_eq!(wire.pop(&mut c1, missing), Err(ERROR));
     assert_eq!(wire.pop(&mut c1, "bad.name"), Err(BAD_CHANNEL_NAME));
@@ -209,11 +211,10 @@ fn counters_and_gauges_after_a_known_sequence() {
     let x = scrape_with_connections(metrics, 2.0, 1.0);
     let mut requests = vec![
         ("get_num_connections", "406", 1.0),
-        ("push", "200", 7.0),
-        ("push", "407", 1.0),
+        ("push", "200", 8.0),
         ("push", "408", 2.0),
         ("push", "409", 1.0),
-        ("pop", "200", 2.0),
+        ("pop", "200", 3.0),
         ("pop", "409", 1.0),
         ("pop", "500", 1.0),
         ("push_multi", "200", 1.0),
@@ -243,7 +244,7 @@ fn counters_and_gauges_after_a_known_sequence() {
     check_storage(&x, d, "", 0.0, 0.0);
     check_storage(&x, d, "grp", 2.0, 4.0);
     check_storage(&x, e, "", 1.0, 1.0);
-    check_channel(&x, a, [2.0, 10.0], [1.0, 5.0]);
+    check_channel(&x, a, [3.0, 2010.0], [2.0, 2005.0]);
     check_channel(&x, b, [3.0, 14.0], [0.0, 0.0]);
     check_channel(&x, c, [0.0, 0.0], [0.0, 0.0]);
     // d0 once, d1 and d2 to two storages each; the Consume popped three.
@@ -251,7 +252,18 @@ fn counters_and_gauges_after_a_known_sequence() {
     check_channel(&x, e, [1.0, 1.0], [0.0, 0.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_channels"), [3.0, 2.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_consumers"), [0.0, 1.0]);
-    assert_eq!(shard_figure(&x, "dmq_shard_refused_full_total"), [1.0, 0.0]);
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_written_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_read_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_refused_total"),
+        [0.0, 0.0]
+    );
 
     // Removing d ends the Consume (end marker; the connection goes on).
     assert_eq!(wire.remove(&mut c1, d), OK);
@@ -300,10 +312,21 @@ fn counters_and_gauges_after_a_known_sequence() {
     check_storage(&x, a, "", 1.0, 5.0);
     check_storage(&x, b, "", 3.0, 14.0);
     check_storage(&x, c, "", 0.0, 0.0);
-    check_channel(&x, a, [2.0, 10.0], [1.0, 5.0]);
+    check_channel(&x, a, [3.0, 2010.0], [2.0, 2005.0]);
     check_channel(&x, b, [3.0, 14.0], [0.0, 0.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_channels"), [2.0, 1.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_consumers"), [0.0, 0.0]);
-    assert_eq!(shard_figure(&x, "dmq_shard_refused_full_total"), [1.0, 0.0]);
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_written_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_read_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(&x, "dmq_shard_overflow_refused_total"),
+        [0.0, 0.0]
+    );
     drop(neo);
 }

@@ -139,35 +139,28 @@ fn the_original_nodes_data_directory_loads() {
 }
 
 #[test]
-fn a_dump_larger_than_its_ring_stops_the_start_naming_the_key() {
+fn a_dump_larger_than_its_ring_loads_with_the_excess_on_disk() {
     let data = tempfile::tempdir().expect("tempdir");
-    // One record of 100 bytes: 12 + 8 + 100 bytes of dump, for a 64-byte ring.
-    let mut dump = Vec::new();
-    dump.extend_from_slice(&1u32.to_le_bytes());
-    dump.extend_from_slice(&108u64.to_le_bytes());
-    dump.extend_from_slice(&100u64.to_le_bytes());
-    dump.extend_from_slice(&[7u8; 100]);
+    // Three records of 100 bytes (108 each in a ring) for a 256-byte ring:
+    // two fit in memory, the third goes to the disk overflow (Q7 fixed).
+    let records: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'a' + i; 100]).collect();
+    let dump = dmq_storage::files::encode_dump(records.iter().map(Vec::as_slice))
+        .expect("encode");
     std::fs::write(data.path().join("big.rq"), &dump).expect("write");
-    let (status, stdout, stderr) = common::run_dmqnode(&[
-        "-O",
-        &data_dir_override(data.path()),
-        "-O",
-        "server.channel_size_limit=64",
-        "-O",
-        "server.port=0",
-        "-O",
-        "server.neoport=0",
-        "-O",
-        "metrics.address=",
-        "-O",
-        "log.file=",
-        "-O",
-        "stats.file_name=",
-    ]);
-    assert_eq!(status.code(), Some(1), "stdout {stdout} stderr {stderr}");
-    assert!(stderr.contains("big"), "{stderr}");
-    // Nothing was deleted: the operator can raise the limit and start again.
-    assert!(data.path().join("big.rq").exists());
+    let data_dir = data_dir_override(data.path());
+    let node = Node::start(&[&data_dir, "server.channel_size_limit=256"]);
+    assert!(
+        !data.path().join("big.rq").exists(),
+        "the loaded dump is deleted: {:?}",
+        files_in(data.path())
+    );
+    let mut admin = node.admin();
+    assert_eq!(admin.storage("big"), Some([2, 216, 1, 100]));
+    let mut client = node.client();
+    for record in &records {
+        assert_eq!(client.pop("big").as_ref(), Ok(record));
+    }
+    assert_eq!(client.pop("big"), Ok(Vec::new()));
 }
 
 #[test]
