@@ -197,10 +197,19 @@ fn stats_reply(ctx: &ShardContext, shards: &[ShardSnapshot]) -> String {
         ("popped_records", sum(&|s| s.counters.popped_records)),
         ("popped_bytes", sum(&|s| s.counters.popped_bytes)),
         ("overflow_refused", sum(&|s| s.counters.refused_disk)),
-        ("overflow_written_records", sum(&|s| s.counters.spilled_records)),
-        ("overflow_read_records", sum(&|s| s.counters.refilled_records)),
+        (
+            "overflow_written_records",
+            sum(&|s| s.counters.spilled_records),
+        ),
+        (
+            "overflow_read_records",
+            sum(&|s| s.counters.refilled_records),
+        ),
         ("overflow_errors", sum(&|s| s.counters.disk_errors)),
-        ("overflow_lost_records", sum(&|s| s.counters.disk_lost_records)),
+        (
+            "overflow_lost_records",
+            sum(&|s| s.counters.disk_lost_records),
+        ),
         ("overflow_segments", sum(&|s| s.overflow.segments as u64)),
         ("overflow_file_bytes", sum(&|s| s.overflow.file_bytes)),
     ];

@@ -330,8 +330,7 @@ impl Config {
                 format!("at least {MIN_SEGMENT_SIZE} bytes"),
             ));
         }
-        if self.overflow.disk_limit != 0 && self.overflow.disk_limit < self.overflow.segment_size
-        {
+        if self.overflow.disk_limit != 0 && self.overflow.disk_limit < self.overflow.segment_size {
             return Err(invalid(
                 "overflow.disk_limit",
                 "at least overflow.segment_size (or 0 for no limit)",

@@ -5,8 +5,10 @@
 //! - The **writer** executes the shard's [`WriteJob`]s one at a time, in
 //!   order (group commit: every push appended while a write runs goes in the
 //!   next one), answers the pushes waiting for their records to be on disk,
-//!   and every `overflow.write_index_ms` syncs the files (`fdatasync`) and
-//!   deletes segments that hold nothing live any more.
+//!   deletes segments as soon as they hold nothing live any more, and every
+//!   `overflow.write_index_ms` syncs the files (`fdatasync`). After a failed
+//!   write (disk full, I/O error) it refuses new records for a second, then
+//!   tries again.
 //! - The **reader** reads records back into the rings of the storages that
 //!   asked ([`Shard::refill_step`]), ahead of need, and wakes the pops and
 //!   consumers waiting for them.
@@ -31,6 +33,9 @@ use crate::shard::{RefillStep, Shard};
 
 /// Read attempts of a storage's records before they are given up.
 const READ_ATTEMPTS: u32 = 3;
+/// After a failed write, new records are refused for this long before the
+/// disk is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// A wake-up flag with one waiting task.
 #[derive(Default)]
@@ -89,7 +94,8 @@ pub struct SegmentDir {
 
 impl SegmentDir {
     pub fn path(&self, seq: u32) -> PathBuf {
-        self.dir.join(segment_file_name(self.shard, self.shards, seq))
+        self.dir
+            .join(segment_file_name(self.shard, self.shards, seq))
     }
 }
 
@@ -110,6 +116,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
     let mut unsynced: BTreeSet<u32> = BTreeSet::new();
     let mut next_tick = Instant::now() + interval;
     let mut failing = false;
+    let mut retry_at = Instant::now();
     loop {
         loop {
             let job = shard.borrow_mut().disk.take_write();
@@ -126,6 +133,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
                     true
                 }
                 Err(e) => {
+                    retry_at = Instant::now() + RETRY_AFTER_FAILURE;
                     if !failing {
                         tracing::error!(
                             shard = dir.shard,
@@ -139,6 +147,13 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
             };
             unsynced.insert(seg);
             unsynced.extend(job.patches.iter().map(|p| p.seg));
+            if !ok && job.pos != u64::MAX {
+                // Cut what a failed write may have left, so that a restart
+                // does not find records whose pushes were refused.
+                if let Some(file) = files.get(&seg) {
+                    let _ = file.truncate(job.pos).await;
+                }
+            }
             shard.borrow_mut().write_done(job, ok);
             io.reader.notify();
         }
@@ -147,15 +162,26 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
             reclaim(&shard, &dir, &mut files).await;
             return;
         }
+        // Drained segments go at once, so that space (and overflow.disk_limit)
+        // comes back as soon as records are read.
+        reclaim(&shard, &dir, &mut files).await;
         let now = Instant::now();
+        if shard.borrow().disk.is_unavailable() && now >= retry_at {
+            // Accept records again; the next write tries the disk.
+            shard.borrow_mut().disk.retry();
+        }
         if now >= next_tick {
             sync(&dir, &mut files, &mut unsynced, false).await;
-            reclaim(&shard, &dir, &mut files).await;
             shard.borrow_mut().maintenance();
             next_tick = Instant::now() + interval;
             continue;
         }
-        futures_lite::future::or(io.writer.wait(), glommio::timer::sleep(next_tick - now)).await;
+        let wake = if shard.borrow().disk.is_unavailable() {
+            next_tick.min(retry_at)
+        } else {
+            next_tick
+        };
+        futures_lite::future::or(io.writer.wait(), glommio::timer::sleep(wake - now)).await;
     }
 }
 
@@ -201,18 +227,18 @@ async fn open_for_write<'f>(
     files: &'f mut BTreeMap<u32, BufferedFile>,
     seg: u32,
 ) -> std::io::Result<&'f BufferedFile> {
-    if !files.contains_key(&seg) {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .buffered_open(dir.path(seg))
-            .await
-            .map_err(std::io::Error::from)?;
-        files.insert(seg, file);
+    match files.entry(seg) {
+        std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .buffered_open(dir.path(seg))
+                .await
+                .map_err(std::io::Error::from)?;
+            Ok(v.insert(file))
+        }
     }
-    files
-        .get(&seg)
-        .ok_or_else(|| std::io::Error::other("segment file not open"))
 }
 
 async fn write_all_at(file: &BufferedFile, bytes: &[u8], pos: u64) -> std::io::Result<()> {
@@ -259,7 +285,11 @@ async fn sync(
 }
 
 /// Deletes the segments the shard no longer needs.
-async fn reclaim(shard: &RefCell<Shard>, dir: &SegmentDir, files: &mut BTreeMap<u32, BufferedFile>) {
+async fn reclaim(
+    shard: &RefCell<Shard>,
+    dir: &SegmentDir,
+    files: &mut BTreeMap<u32, BufferedFile>,
+) {
     let gone = shard.borrow_mut().disk.reclaim();
     for seg in gone {
         let path = dir.path(seg);
@@ -326,7 +356,11 @@ async fn refill(
                 if !pending && shard.borrow().disk.durable_ticket() >= ticket {
                     // Everything is written and the record is still not
                     // readable: its link is missing (a bug or a bad file).
-                    shard.borrow_mut().abandon_disk(channel, id, "a link between records is missing");
+                    shard.borrow_mut().abandon_disk(
+                        channel,
+                        id,
+                        "a link between records is missing",
+                    );
                     return;
                 }
                 if wait_durable(shard, ticket).await.is_err() {
@@ -356,7 +390,9 @@ async fn refill(
                             "overflow read failed: {e}"
                         );
                         if failures >= READ_ATTEMPTS {
-                            shard.borrow_mut().abandon_disk(channel, id, "reads keep failing");
+                            shard
+                                .borrow_mut()
+                                .abandon_disk(channel, id, "reads keep failing");
                             return;
                         }
                         glommio::timer::sleep(Duration::from_millis(100)).await;
@@ -374,15 +410,15 @@ async fn read_file<'f>(
     files: &'f mut HashMap<u32, BufferedFile>,
     seg: u32,
 ) -> std::io::Result<&'f BufferedFile> {
-    if !files.contains_key(&seg) {
-        let file = BufferedFile::open(dir.path(seg))
-            .await
-            .map_err(std::io::Error::from)?;
-        files.insert(seg, file);
+    match files.entry(seg) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let file = BufferedFile::open(dir.path(seg))
+                .await
+                .map_err(std::io::Error::from)?;
+            Ok(v.insert(file))
+        }
     }
-    files
-        .get(&seg)
-        .ok_or_else(|| std::io::Error::other("segment file not open"))
 }
 
 /// The path of segment `seq` of `shard` in `dir` (for startup and tests).

@@ -28,9 +28,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use dmq_storage::disk::{
-    self, DiskConfig, DiskQueue, DiskWriter, ReadPlan, Recovered, WriteJob,
-};
+use dmq_storage::disk::{self, DiskConfig, DiskQueue, DiskWriter, ReadPlan, Recovered, WriteJob};
 use dmq_storage::files::{self, ChannelContent, FileError};
 use dmq_storage::{channels::MIN_RING_BYTES, ChannelSizes};
 
@@ -287,7 +285,11 @@ fn read_up_to(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Res
 
 /// Recovers the segments of one shard of some layout, repairing the files
 /// (torn tails cut, links rewritten, drained segments deleted).
-fn recover_segments(dir: &SegmentDir, config: DiskConfig, seqs: &[u32]) -> Result<Recovered, PersistError> {
+fn recover_segments(
+    dir: &SegmentDir,
+    config: DiskConfig,
+    seqs: &[u32],
+) -> Result<Recovered, PersistError> {
     let recovered = disk::recover(config, seqs, |seq| std::fs::read(dir.path(seq)))
         .map_err(dir_error(&dir.dir))?;
     for &(seq, len) in &recovered.truncate {
@@ -308,7 +310,10 @@ fn recover_segments(dir: &SegmentDir, config: DiskConfig, seqs: &[u32]) -> Resul
             .map_err(write_error(&path))?;
     }
     if !recovered.patches.is_empty() {
-        tracing::warn!(links = recovered.patches.len(), "overflow links the crash did not write: rewritten");
+        tracing::warn!(
+            links = recovered.patches.len(),
+            "overflow links the crash did not write: rewritten"
+        );
     }
     for &seq in &recovered.empty {
         let path = dir.path(seq);
@@ -377,9 +382,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             }
             target.disk = recovered.writer;
         } else {
-            loaded
-                .files
-                .extend(seqs.iter().map(|&seq| dir.path(seq)));
+            loaded.files.extend(seqs.iter().map(|&seq| dir.path(seq)));
             foreign.push((dir, recovered));
         }
     }
@@ -465,7 +468,15 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             }
             // Any other disk part of this storage goes behind (copied).
             for mut old in mine {
-                move_records(&dir, &mut target.disk, &mut old, &dir, None, &mut part, &name)?;
+                move_records(
+                    &dir,
+                    &mut target.disk,
+                    &mut old,
+                    &dir,
+                    None,
+                    &mut part,
+                    &name,
+                )?;
             }
             // Segments of another layout: behind everything.
             for (old_dir, recovered) in foreign.iter_mut() {
@@ -491,9 +502,9 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             per_storage.insert(name, records);
         }
         let content = match content {
-            ChannelContent::Unsubscribed(_) => ChannelContent::Unsubscribed(
-                per_storage.into_values().next().unwrap_or_default(),
-            ),
+            ChannelContent::Unsubscribed(_) => {
+                ChannelContent::Unsubscribed(per_storage.into_values().next().unwrap_or_default())
+            }
             ChannelContent::Subscribed(subs) => ChannelContent::Subscribed(
                 subs.into_keys()
                     .map(|sub| {

@@ -72,8 +72,9 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
             segment_size: config.overflow.segment_size,
             limit: config.overflow.disk_limit / shards as u64,
         },
-        budget: (config.server.memory_limit > 0)
-            .then(|| usize::try_from(config.server.memory_limit / shards as u64).unwrap_or(usize::MAX)),
+        budget: (config.server.memory_limit > 0).then(|| {
+            usize::try_from(config.server.memory_limit / shards as u64).unwrap_or(usize::MAX)
+        }),
     };
     let mut loaded: Vec<Option<crate::persist::ShardLoad>> = Vec::new();
     let loaded_files;

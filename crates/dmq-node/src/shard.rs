@@ -455,9 +455,7 @@ impl Shard {
         if !ch.waits_on_disk() {
             return false;
         }
-        let id = ch
-            .unsubscribed_storage_mut()
-            .map_or(0, |s| s.disk().id());
+        let id = ch.unsubscribed_storage_mut().map_or(0, |s| s.disk().id());
         self.schedule_refill(channel, id);
         true
     }
@@ -968,14 +966,20 @@ mod tests {
     fn produce_batch_spills_past_a_full_ring_in_order() {
         let mut s = Shard::new(ChannelSizes::new(40, Vec::new()).expect("sizes"));
         let batch = encoded(&[b"0123456789", b"1123456789", b"2123456789"]);
-        assert!(matches!(s.push_encoded(&["c"], &batch), Ok(Stored::Disk(_))));
+        assert!(matches!(
+            s.push_encoded(&["c"], &batch),
+            Ok(Stored::Disk(_))
+        ));
         assert_eq!(s.counters.spilled_records, 1);
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"0123456789".to_vec()));
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"1123456789".to_vec()));
         // The third record is on disk: a Pop must wait for it, not answer Empty.
         assert!(s.pop_would_wait("c"));
         assert!(s.try_pop("c", false).is_err());
-        assert_eq!(s.next_refill().map(|(c, _)| c.to_string()), Some("c".to_owned()));
+        assert_eq!(
+            s.next_refill().map(|(c, _)| c.to_string()),
+            Some("c".to_owned())
+        );
     }
 
     #[test]

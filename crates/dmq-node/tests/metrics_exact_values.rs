@@ -12,9 +12,7 @@ mod obs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{
-    names_on_each_shard, BAD_CHANNEL_NAME, EMPTY_VALUE, ERROR, NOT_SUPPORTED, OK, OUT_OF_MEMORY,
-};
+use common::{names_on_each_shard, BAD_CHANNEL_NAME, EMPTY_VALUE, ERROR, NOT_SUPPORTED, OK};
 use obs::{scrape, start_with_metrics, wait_for, Exposition, Wire};
 
 /// Ring bytes per storage (`server.channel_size_limit`).

@@ -144,8 +144,7 @@ fn a_dump_larger_than_its_ring_loads_with_the_excess_on_disk() {
     // Three records of 100 bytes (108 each in a ring) for a 256-byte ring:
     // two fit in memory, the third goes to the disk overflow (Q7 fixed).
     let records: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'a' + i; 100]).collect();
-    let dump = dmq_storage::files::encode_dump(records.iter().map(Vec::as_slice))
-        .expect("encode");
+    let dump = dmq_storage::files::encode_dump(records.iter().map(Vec::as_slice)).expect("encode");
     std::fs::write(data.path().join("big.rq"), &dump).expect("write");
     let data_dir = data_dir_override(data.path());
     let node = Node::start(&[&data_dir, "server.channel_size_limit=256"]);

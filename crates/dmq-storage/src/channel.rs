@@ -46,7 +46,11 @@ pub struct Channel {
 impl Channel {
     /// An unsubscribed channel with one empty storage of `ring_capacity_bytes`.
     pub fn new(name: &str, ring_capacity_bytes: usize) -> Channel {
-        Channel::with_ring(name, ring_capacity_bytes, Ring::with_capacity(ring_capacity_bytes))
+        Channel::with_ring(
+            name,
+            ring_capacity_bytes,
+            Ring::with_capacity(ring_capacity_bytes),
+        )
     }
 
     /// An unsubscribed channel whose storage has `ring` (smaller than the

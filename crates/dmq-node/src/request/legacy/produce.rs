@@ -12,8 +12,8 @@ use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, S
 use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::request::channel_name;
 use crate::overflow::wait_durable;
+use crate::request::channel_name;
 use crate::route::{Op, OpResult, ShardId};
 use dmq_storage::Stored;
 
