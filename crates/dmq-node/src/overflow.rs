@@ -71,15 +71,22 @@ impl Notify {
 pub struct IoSignals {
     pub writer: Notify,
     pub reader: Notify,
-    /// Set at shutdown: the tasks finish their work and end.
-    pub stopping: Cell<bool>,
+    /// Set at shutdown: the reader ends after the read in flight.
+    pub reader_stopping: Cell<bool>,
+    /// Set at shutdown, after the reader ended: the writer writes what is
+    /// pending (the reader's progress records included), syncs and ends.
+    pub writer_stopping: Cell<bool>,
 }
 
 impl IoSignals {
-    pub fn stop(&self) {
-        self.stopping.set(true);
-        self.writer.notify();
+    pub fn stop_reader(&self) {
+        self.reader_stopping.set(true);
         self.reader.notify();
+    }
+
+    pub fn stop_writer(&self) {
+        self.writer_stopping.set(true);
+        self.writer.notify();
     }
 }
 
@@ -157,7 +164,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
             shard.borrow_mut().write_done(job, ok);
             io.reader.notify();
         }
-        if io.stopping.get() {
+        if io.writer_stopping.get() {
             sync(&dir, &mut files, &mut unsynced, true).await;
             reclaim(&shard, &dir, &mut files).await;
             return;
@@ -315,7 +322,7 @@ pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
     let mut files: HashMap<u32, BufferedFile> = HashMap::new();
     loop {
         loop {
-            if io.stopping.get() {
+            if io.reader_stopping.get() {
                 return;
             }
             let next = shard.borrow_mut().next_refill();

@@ -364,6 +364,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
         records: 0,
     };
     // This layout's segments stay where they are.
+    let mut extra_sources: Vec<(String, String)> = Vec::new();
     let mut foreign: Vec<(SegmentDir, Recovered)> = Vec::new();
     for (&(n, shard), seqs) in &found.segments {
         let dir = layout.segment_dir(shard, n);
@@ -378,7 +379,18 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
         if n == shards {
             let target = &mut loaded.per_shard[shard];
             for (name, q) in recovered.queues.drain(..) {
-                target.disk_parts.insert(name, q);
+                if target.disk_parts.contains_key(&name) {
+                    // Two channel ids under one name cannot come from this
+                    // node's writes (a drop is always written before the
+                    // next id's records); keep the records reachable anyway,
+                    // the newer id behind the older.
+                    tracing::error!(storage = %name, "two overflow queues with one storage name; the newer one goes behind");
+                    let key = format!("{name}\u{0}{}", extra_sources.len());
+                    target.disk_parts.insert(key.clone(), q);
+                    extra_sources.push((name, key));
+                } else {
+                    target.disk_parts.insert(name, q);
+                }
             }
             target.disk = recovered.writer;
         } else {
@@ -429,11 +441,16 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
                     }
                 }
             }
-            let sources: Vec<String> = names
+            let mut sources: Vec<String> = names
                 .iter()
                 .filter(|(n, _)| *n == name)
                 .flat_map(|(_, sources)| sources.clone())
                 .collect();
+            for (of, key) in &extra_sources {
+                if sources.contains(of) {
+                    sources.push(key.clone());
+                }
+            }
             // The memory part: as many of the oldest records as the ring holds.
             let mut used = 0usize;
             let fit = records

@@ -295,8 +295,9 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                 drain(&node.shutdown, id).await;
                 // The overflow: reads stop, everything pending is written and synced.
                 let io = shard.borrow().io.clone();
-                io.stop();
+                io.stop_reader();
                 reader.await;
+                io.stop_writer();
                 writer.await;
                 let dumped = crate::persist::dump_shard(&shard.borrow(), &config.server.data_dir)
                     .map_err(|e| {
