@@ -118,8 +118,8 @@ impl Default for PerformanceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OverflowConfig {
-    /// Milliseconds between overflow maintenance runs: `fdatasync` of the
-    /// segment files and deletion of segments with nothing left to read.
+    /// Milliseconds between `fdatasync`s of the overflow segment files
+    /// (drained segments are deleted as soon as they are drained).
     pub write_index_ms: u32,
     /// Bytes per overflow segment file (a larger record gets a segment of
     /// its own). Disk space is reserved a segment at a time.

@@ -97,6 +97,8 @@ pub struct SegmentDir {
     pub shard: usize,
     pub shards: usize,
     pub segment_size: u64,
+    /// The file system's lack of fallocate was logged.
+    pub unreserved_logged: Rc<Cell<bool>>,
 }
 
 impl SegmentDir {
@@ -213,9 +215,19 @@ async fn execute(
             let size = dir.segment_size.max(job.bytes.len() as u64);
             // Reserve the segment's blocks now, so that a full disk shows
             // here, when the segment starts, rather than in the middle of it.
+            // A file system without fallocate works too, unreserved.
             if let Err(e) = file.pre_allocate(size, true).await {
-                let _ = file.remove().await;
-                return Err(e.into());
+                let e = std::io::Error::from(e);
+                if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                    let _ = file.remove().await;
+                    return Err(e);
+                }
+                if !dir.unreserved_logged.replace(true) {
+                    tracing::warn!(
+                        file = %path.display(),
+                        "the file system cannot reserve space (fallocate): overflow segments are written without a reservation"
+                    );
+                }
             }
             files.insert(job.seg, file);
         }

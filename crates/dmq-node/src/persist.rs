@@ -73,6 +73,7 @@ impl Layout {
             shard,
             shards,
             segment_size: self.disk.segment_size,
+            unreserved_logged: Default::default(),
         }
     }
 }

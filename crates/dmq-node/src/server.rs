@@ -64,6 +64,15 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
     };
     let sizes = config.channel_sizes()?;
     crate::preflight::check(&config.server.data_dir)?;
+    let disk_limit = config.overflow.disk_limit;
+    if disk_limit != 0 && disk_limit / (shards as u64) < config.overflow.segment_size {
+        anyhow::bail!(
+            "overflow.disk_limit {disk_limit} is split between {shards} shards, {} bytes each, less than one segment (overflow.segment_size {}): raise it to at least {}",
+            disk_limit / shards as u64,
+            config.overflow.segment_size,
+            config.overflow.segment_size * shards as u64
+        );
+    }
     let layout = crate::persist::Layout {
         data_dir: config.server.data_dir.clone(),
         sizes: sizes.clone(),
@@ -197,6 +206,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     shard: id,
                     shards,
                     segment_size: layout.disk.segment_size,
+                    unreserved_logged: Default::default(),
                 };
                 let writer = glommio::spawn_local(crate::overflow::write_loop(
                     shard.clone(),

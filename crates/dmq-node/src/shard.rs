@@ -92,7 +92,8 @@ pub struct ShardCounters {
     pub popped_bytes: u64,
     /// Pushes the overflow could not take (limit, disk full, I/O error).
     pub refused_disk: u64,
-    /// Records written to the disk overflow.
+    /// Records written to the disk overflow, one per storage (filled in by
+    /// [`Shard::snapshot`] from the overflow's own count).
     pub spilled_records: u64,
     /// Records read back from the disk overflow.
     pub refilled_records: u64,
@@ -257,7 +258,10 @@ impl Shard {
                 memory_budget_left: self.channels.budget_left().map(|b| b as u64),
                 short_rings: self.channels.short_rings(),
             },
-            counters: self.counters,
+            counters: ShardCounters {
+                spilled_records: self.disk.records_appended(),
+                ..self.counters
+            },
             probes: self.probes.snapshot(reset_max_active),
             busy_seconds: glommio::executor()
                 .executor_stats()
@@ -355,7 +359,6 @@ impl Shard {
                 self.counters.pushed_records += fanout;
                 self.counters.pushed_bytes += fanout * value.len() as u64;
                 if let Stored::Disk(_) = stored {
-                    self.counters.spilled_records += 1;
                     self.io.writer.notify();
                 }
                 self.wake_consumers(channel);
@@ -409,16 +412,13 @@ impl Shard {
                 .count();
             let ch = self.channels.get_or_create(channel);
             let fanout = ch.storage_count() as u64;
-            let (mut pushed_records, mut pushed_bytes, mut spilled) = (0u64, 0u64, 0u64);
+            let (mut pushed_records, mut pushed_bytes) = (0u64, 0u64);
             let mut stored = Stored::Memory;
             let mut refused = None;
             'records: for record in EncodedRecords(records) {
                 for _ in 0..times {
                     match ch.push(record, &mut self.disk) {
-                        Ok(s) => {
-                            spilled += u64::from(matches!(s, Stored::Disk(_)));
-                            stored = stored.max(s);
-                        }
+                        Ok(s) => stored = stored.max(s),
                         Err(StorageError::Disk { len, cause }) => {
                             refused = Some((len, cause));
                             break 'records;
@@ -430,7 +430,6 @@ impl Shard {
             }
             self.counters.pushed_records += pushed_records;
             self.counters.pushed_bytes += pushed_bytes;
-            self.counters.spilled_records += spilled;
             if let Some((len, cause)) = refused {
                 self.refused(channel, len, cause);
                 result = result.and(Err(index));
@@ -970,7 +969,7 @@ mod tests {
             s.push_encoded(&["c"], &batch),
             Ok(Stored::Disk(_))
         ));
-        assert_eq!(s.counters.spilled_records, 1);
+        assert_eq!(s.disk.records_appended(), 1);
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"0123456789".to_vec()));
         assert_eq!(s.pop("c", false), PopOutcome::Value(b"1123456789".to_vec()));
         // The third record is on disk: a Pop must wait for it, not answer Empty.

@@ -310,6 +310,8 @@ pub struct DiskWriter {
     /// Every ticket up to this one is on disk.
     durable: u64,
     unavailable: bool,
+    /// Data records ever appended (one per storage a record spilled in).
+    records_appended: u64,
 }
 
 impl DiskWriter {
@@ -326,7 +328,13 @@ impl DiskWriter {
             appended: 0,
             durable: 0,
             unavailable: false,
+            records_appended: 0,
         }
+    }
+
+    /// Data records ever appended (one per storage a record spilled in).
+    pub fn records_appended(&self) -> u64 {
+        self.records_appended
     }
 
     pub fn config(&self) -> DiskConfig {
@@ -441,6 +449,7 @@ impl DiskWriter {
         if let Some(s) = self.segments.get_mut(&seg) {
             s.live += 1;
         }
+        self.records_appended += 1;
         Ok(self.appended)
     }
 

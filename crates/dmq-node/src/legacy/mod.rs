@@ -33,7 +33,7 @@ pub enum ConnError {
     TooLong(DecodeError),
     #[error(transparent)]
     ShardGone(#[from] ShardGone),
-    #[error("produced record for channel '{channel}' refused: it does not fit in memory; closing the connection")]
+    #[error("produced record for channel '{channel}' refused: it does not fit in memory and the disk overflow cannot take it; closing the connection")]
     ProduceRefused { channel: String },
 }
 
