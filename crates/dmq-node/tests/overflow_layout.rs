@@ -1,0 +1,148 @@
+//! The overflow across changes of layout: a restart with another number of
+//! shards moves every storage's disk records to its new owner shard (in
+//! order, the old segment files deleted), and a subscribe that renamed a
+//! spilled storage survives a SIGKILL.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use common::{
+    data_dir_arg, names_on_each_shard, neo_receive, overflow_files, padded_records,
+    pop_until_empty, push_pipelined, record_index, Node, ERROR, IO_TIMEOUT, OK,
+};
+
+/// 4 KiB rings: 37 records of 100 bytes fit, the rest go to disk.
+const RING: &str = "server.channel_size_limit=4096";
+const LEN: usize = 100;
+
+fn start(data: &Path, extra: &[&str]) -> Node {
+    let dir = data_dir_arg(data);
+    let mut args = vec![dir.as_str(), RING];
+    args.extend_from_slice(extra);
+    Node::start_neo(&args)
+}
+
+fn layouts(data: &Path) -> Vec<u64> {
+    let mut shards: Vec<u64> = overflow_files(data)
+        .iter()
+        .filter_map(|(name, _)| common::parse_overflow_name(name).map(|(_, n, _)| n))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
+}
+
+#[test]
+fn a_restart_with_another_shard_count_keeps_every_storage_in_order() {
+    const N: usize = 400;
+    const POPPED: usize = 50;
+    let data = tempfile::tempdir().expect("tempdir");
+    let channels = names_on_each_shard("reshard", 2);
+    let records = padded_records(0..N, LEN);
+
+    let mut node = start(data.path(), &["server.shards=2"]);
+    let mut client = node.client();
+    for ch in &channels {
+        push_pipelined(&mut client, ch, &records);
+        for expected in &records[..POPPED] {
+            assert_eq!(client.pop(ch).as_ref(), Ok(expected), "{ch}");
+        }
+    }
+    drop(client);
+    assert_eq!(node.stop().code(), Some(0));
+    assert_eq!(
+        layouts(data.path()),
+        [2],
+        "{:?}",
+        overflow_files(data.path())
+    );
+
+    // One shard now: the two-shard segments are copied and deleted.
+    let mut node = start(data.path(), &["server.shards=1"]);
+    assert!(
+        !layouts(data.path()).contains(&2),
+        "the old layout's segments are deleted: {:?}",
+        overflow_files(data.path())
+    );
+    let mut client = node.client();
+    for (i, ch) in channels.iter().enumerate() {
+        if i % 2 == 0 {
+            let got = pop_until_empty(&mut client, ch, N);
+            common::assert_same_records(&got, &records[POPPED..], ch);
+        }
+    }
+    drop(client);
+    assert_eq!(node.stop().code(), Some(0));
+
+    // And back to two shards: the channels not read yet are still whole.
+    let node = start(data.path(), &["server.shards=2"]);
+    let mut client = node.client();
+    for (i, ch) in channels.iter().enumerate() {
+        if i % 2 == 0 {
+            // Emptied before the stop: nothing was kept, not even the channel.
+            assert_eq!(client.pop(ch), Err(ERROR), "{ch}");
+        } else {
+            let got = pop_until_empty(&mut client, ch, N);
+            common::assert_same_records(&got, &records[POPPED..], ch);
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_made_after_a_spill_survives_a_sigkill() {
+    const N: usize = 300;
+    const MORE: usize = 50;
+    let data = tempfile::tempdir().expect("tempdir");
+    let ch = "renamed";
+    let records = padded_records(0..N + MORE, LEN);
+
+    let mut node = start(data.path(), &[]);
+    let mut client = node.client();
+    push_pipelined(&mut client, ch, &records[..N]);
+    // The unsubscribed storage, spilled, becomes subscriber "s"'s, with its
+    // backlog: the consumer takes what is in memory before it stops.
+    let mut neo = node.neo();
+    let id = neo.consume(ch, "s");
+    let taken = neo.stop_consume(id);
+    common::assert_same_records(&taken, &records[..taken.len()], "taken at subscribe");
+    push_pipelined(&mut client, ch, &records[N..]);
+    drop(client);
+    node.signal(libc::SIGKILL);
+    assert_eq!(node.wait_exit(IO_TIMEOUT).signal(), Some(libc::SIGKILL));
+
+    let node = start(data.path(), &[]);
+    let mut admin = node.admin();
+    let figures = admin
+        .storage(&format!("s@{ch}"))
+        .unwrap_or_else(|| panic!("s@{ch} restored: {:?}", admin.channels()));
+    assert!(figures[2] > 0, "records on disk: {figures:?}");
+    assert!(
+        admin.storage(ch).is_none(),
+        "no plain storage: {:?}",
+        admin.channels()
+    );
+    let mut client = node.client();
+    assert_eq!(client.pop(ch), Err(ERROR), "still subscribed");
+    // What was in memory (at most a ring, 37 records) died with the process;
+    // the rest is back, in order, through the subscriber.
+    let mut neo = node.neo();
+    let id = neo.consume(ch, "s");
+    let expected = figures[2] as usize;
+    let got = neo_receive(&mut neo, id, expected);
+    let first = record_index(&got[0]);
+    assert!(
+        (taken.len()..=taken.len() + 40).contains(&first),
+        "first record back: {first}, {} taken before",
+        taken.len()
+    );
+    common::assert_same_records(&got, &records[first..first + got.len()], "s@renamed");
+    assert_eq!(
+        first + got.len(),
+        N + MORE,
+        "up to the last acknowledged record"
+    );
+    let mut client = node.client();
+    assert_eq!(client.push(ch, b"after"), OK);
+}
