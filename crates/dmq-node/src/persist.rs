@@ -106,6 +106,8 @@ struct Found {
     /// `(shards, shard)` -> segment numbers.
     segments: BTreeMap<(usize, usize), Vec<u32>>,
     original: bool,
+    /// Segment index files of the last clean shutdown: deleted after the start.
+    stale: Vec<PathBuf>,
 }
 
 fn dir_error(path: &Path) -> impl Fn(std::io::Error) -> PersistError + '_ {
@@ -140,6 +142,10 @@ fn scan_dir(data_dir: &Path) -> Result<Found, PersistError> {
             found.segments.entry((shards, shard)).or_default().push(seq);
         } else if name == files::DATA_FILE_NAME || name == files::INDEX_FILE_NAME {
             found.original = true;
+        } else if disk::is_segment_index_file_name(&name) {
+            // Written at the last clean shutdown for operators and tools;
+            // the segments themselves are what a start reads.
+            found.stale.push(entry.path());
         }
     }
     // Dumps first: memory is older than disk.
@@ -399,6 +405,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             foreign.push((dir, recovered));
         }
     }
+    loaded.files.extend(found.stale.iter().cloned());
     // Memory records per storage: dumps, then the original's overflow.
     let mut memory: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for (stem, path) in &found.dumps {
@@ -613,6 +620,33 @@ fn load_original(
         loaded_files.extend([data, index].into_iter().filter(|p| p.exists()));
     }
     Ok(())
+}
+
+/// Writes the index of each of the shard's segments in the original's
+/// `ofchannels.csv` format, as `ofchannels-<shard>of<shards>-<seq>.csv` next
+/// to the segment (at a clean shutdown, after the overflow is written): each
+/// segment with its index reads like the original's `overflow.dat` and
+/// `ofchannels.csv`. The next start rebuilds the state from the segments
+/// themselves and deletes these files. Returns the files written.
+pub fn write_overflow_index(shard: &Shard, dir: &SegmentDir) -> Result<usize, PersistError> {
+    let queues = shard
+        .channels()
+        .iter()
+        .flat_map(|channel| channel.storages().map(|(name, s)| (name, s.disk())));
+    let index = shard.disk.index(queues);
+    for (&seq, entries) in &index {
+        let name = disk::segment_index_file_name(dir.shard, dir.shards, seq);
+        let path = dir.dir.join(&name);
+        let temporary = dir.dir.join(format!(".{name}.tmp"));
+        let fail = write_error(&path);
+        let mut file = std::fs::File::create(&temporary).map_err(&fail)?;
+        file.write_all(files::format_index(entries).as_bytes())
+            .map_err(&fail)?;
+        file.sync_all().map_err(&fail)?;
+        drop(file);
+        std::fs::rename(&temporary, &path).map_err(&fail)?;
+    }
+    Ok(index.len())
 }
 
 /// Deletes the files a start loaded (every shard holds their records now).

@@ -213,6 +213,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                     segments.clone(),
                     Duration::from_millis(u64::from(config.overflow.write_index_ms)),
                 ));
+                let segments_dir = segments.clone();
                 let reader =
                     glommio::spawn_local(crate::overflow::read_loop(shard.clone(), segments));
                 let senders = if shards > 1 {
@@ -309,6 +310,11 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                 reader.await;
                 io.stop_writer();
                 writer.await;
+                match crate::persist::write_overflow_index(&shard.borrow(), &segments_dir) {
+                    Ok(0) => {}
+                    Ok(files) => tracing::info!(shard = id, files, "overflow index written"),
+                    Err(e) => tracing::warn!(shard = id, "overflow index not written: {e}"),
+                }
                 let dumped = crate::persist::dump_shard(&shard.borrow(), &config.server.data_dir)
                     .map_err(|e| {
                     anyhow::anyhow!(

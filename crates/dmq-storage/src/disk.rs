@@ -132,6 +132,8 @@ struct Part {
     seg: u32,
     /// Offset of the next unread record.
     next: u64,
+    /// Offset of the newest record (for the index).
+    last: u64,
     records: u64,
     bytes: u64,
 }
@@ -427,6 +429,7 @@ impl DiskWriter {
             q.parts.push_back(Part {
                 seg,
                 next,
+                last: next,
                 records: 0,
                 bytes: 0,
             });
@@ -443,6 +446,7 @@ impl DiskWriter {
         if let Some(part) = q.parts.back_mut() {
             part.records += 1;
             part.bytes += len;
+            part.last = pos;
         }
         q.records += 1;
         q.bytes += len;
@@ -813,6 +817,57 @@ impl DiskWriter {
     }
 }
 
+/// The name of the index file written next to segment `seq` at a clean
+/// shutdown: `ofchannels-<shard>of<shards>-<seq>.csv`.
+pub fn segment_index_file_name(shard: usize, shards: usize, seq: u32) -> String {
+    format!("ofchannels-{shard}of{shards}-{seq:06}.csv")
+}
+
+/// True for a name [`segment_index_file_name`] makes.
+pub fn is_segment_index_file_name(name: &str) -> bool {
+    name.strip_prefix("ofchannels-")
+        .and_then(|rest| rest.strip_suffix(".csv"))
+        .and_then(|middle| parse_segment_file_name(&format!("overflow-{middle}.dat")))
+        .is_some()
+}
+
+impl DiskWriter {
+    /// The index of every segment in the original's `ofchannels.csv` format
+    /// (spec 5.3): one line per storage with records in that segment, its
+    /// records and bytes there and the offsets of its oldest and newest
+    /// records there. With each segment as `overflow.dat`, the pair reads
+    /// like the original's files. `queues` are the storages and their names.
+    pub fn index<'q>(
+        &self,
+        queues: impl IntoIterator<Item = (String, &'q DiskQueue)>,
+    ) -> BTreeMap<u32, Vec<crate::files::IndexEntry>> {
+        let mut index: BTreeMap<u32, Vec<crate::files::IndexEntry>> = BTreeMap::new();
+        for (name, q) in queues {
+            for part in q.parts.iter().filter(|p| p.records > 0) {
+                let end = self.segments.get(&part.seg).map_or(0, |s| s.end);
+                if part.last >= end || part.next > part.last {
+                    // Only after a failed write: its records are unknown.
+                    continue;
+                }
+                index
+                    .entry(part.seg)
+                    .or_default()
+                    .push(crate::files::IndexEntry {
+                        storage_name: name.clone(),
+                        records: part.records,
+                        bytes: part.bytes,
+                        first_offset: part.next,
+                        last_offset: part.last,
+                    });
+            }
+        }
+        for entries in index.values_mut() {
+            entries.sort_by(|a, b| a.first_offset.cmp(&b.first_offset));
+        }
+        index
+    }
+}
+
 /// Walks the records in `bytes` (which start at file offset `base` on a
 /// record boundary, or with the magic at 0), calling `f(offset, header,
 /// payload)`; stops at the first incomplete or invalid record and returns
@@ -950,10 +1005,12 @@ pub fn recover(
                     }
                     part.records += 1;
                     part.bytes += header.length;
+                    part.last = offset;
                 }
                 _ => q.parts.push_back(Part {
                     seg: seq,
                     next: offset,
+                    last: offset,
                     records: 1,
                     bytes: header.length,
                 }),
@@ -1235,6 +1292,55 @@ mod tests {
         let got = files.read_all(&mut w, &mut b);
         assert_eq!(got.len(), 101);
         assert_eq!(got.last().expect("records"), b"new");
+    }
+
+    #[test]
+    fn each_segment_with_its_index_reads_like_the_originals_files() {
+        let mut w = DiskWriter::new(CONFIG);
+        let mut files = Files::default();
+        let (mut a, mut b) = (DiskQueue::default(), DiskQueue::default());
+        for i in 0..120u32 {
+            let rec = format!("r{i:04}").into_bytes();
+            w.append(&mut a, &name("a"), &rec).expect("append");
+            if i % 2 == 0 {
+                w.append(&mut b, &name("s@b"), &rec).expect("append");
+            }
+        }
+        files.run(&mut w);
+        // Read some of a back: the index starts at the next unread record.
+        let ReadPlan::Read { at, len } = w.read_plan(&a, 200) else {
+            panic!("readable");
+        };
+        let buf = files.0[&at.seg][at.offset as usize..][..len].to_vec();
+        let taken = w
+            .consume(&mut a, at, &buf, |_| true)
+            .expect("valid")
+            .records;
+        assert!(taken > 0);
+        let index = w.index([("a".to_owned(), &a), ("s@b".to_owned(), &b)]);
+        assert!(index.len() > 1, "several segments");
+        let mut got_a = Vec::new();
+        let mut got_b = Vec::new();
+        for (seq, entries) in &index {
+            let text = crate::files::format_index(entries);
+            let parsed = crate::files::parse_index(&text).expect("index parses");
+            for (storage, records) in
+                crate::files::read_indexed(&files.0[seq], &parsed).expect("original reader")
+            {
+                match storage.as_str() {
+                    "a" => got_a.extend(records),
+                    _ => got_b.extend(records),
+                }
+            }
+        }
+        let want = |range: std::ops::Range<u32>, step: usize| -> Vec<Vec<u8>> {
+            range
+                .step_by(step)
+                .map(|i| format!("r{i:04}").into_bytes())
+                .collect()
+        };
+        assert_eq!(got_a, want(taken as u32..120, 1));
+        assert_eq!(got_b, want(0..120, 2));
     }
 
     #[test]
