@@ -862,7 +862,7 @@ impl DiskWriter {
             }
         }
         for entries in index.values_mut() {
-            entries.sort_by(|a, b| a.first_offset.cmp(&b.first_offset));
+            entries.sort_by_key(|e| e.first_offset);
         }
         index
     }
