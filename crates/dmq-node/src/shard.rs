@@ -172,8 +172,8 @@ pub struct Shard {
     pub io: Rc<IoSignals>,
     /// Pushes waiting for their records to be on disk, by ticket.
     flush_waiters: VecDeque<(u64, oneshot::Sender<Result<(), ()>>)>,
-    /// Pops waiting for records to come back from disk.
-    pop_waiters: Vec<oneshot::Sender<()>>,
+    /// Pops waiting for records to come back from disk, by channel.
+    pop_waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
     /// Storages to read back from disk: channel and overflow id.
     refills: VecDeque<(Rc<str>, u32)>,
     refill_queued: HashSet<u32>,
@@ -205,7 +205,7 @@ impl Shard {
             disk,
             io: Rc::new(IoSignals::default()),
             flush_waiters: VecDeque::new(),
-            pop_waiters: Vec::new(),
+            pop_waiters: HashMap::new(),
             refills: VecDeque::new(),
             refill_queued: HashSet::new(),
             refusal_logged: false,
@@ -467,7 +467,12 @@ impl Shard {
     ) -> Result<PopOutcome, oneshot::Receiver<()>> {
         if self.pop_would_wait(channel) {
             let (tx, rx) = oneshot::channel();
-            self.pop_waiters.push(tx);
+            match self.pop_waiters.get_mut(channel) {
+                Some(waiters) => waiters.push(tx),
+                None => {
+                    self.pop_waiters.insert(channel.to_owned(), vec![tx]);
+                }
+            }
             return Err(rx);
         }
         Ok(self.pop(channel, create))
@@ -543,6 +548,7 @@ impl Shard {
         if self.channels.remove(channel, &mut self.disk).is_some() {
             tracing::info!(channel, "channel removed");
         }
+        self.wake_pops(channel);
         self.cursor.remove(channel);
         for id in self.by_channel.remove(channel).unwrap_or_default() {
             if let Some(consumer) = self.consumers.get_mut(&id) {
@@ -766,12 +772,17 @@ impl Shard {
         self.refilled(channel);
     }
 
-    /// Records came back from disk: answer waiting pops and consumers.
+    /// Records came back from disk (or were given up): the channel's waiting
+    /// pops look again, and its consumers are answered.
     fn refilled(&mut self, channel: &str) {
-        for waiter in self.pop_waiters.drain(..) {
+        self.wake_pops(channel);
+        self.wake_consumers(channel);
+    }
+
+    fn wake_pops(&mut self, channel: &str) {
+        for waiter in self.pop_waiters.remove(channel).unwrap_or_default() {
             let _ = waiter.send(());
         }
-        self.wake_consumers(channel);
     }
 
     /// A receiver answered once every push up to `ticket` is on disk
@@ -812,8 +823,10 @@ impl Shard {
         }
         if !ok {
             // Pops waiting on records that were given up must look again.
-            for waiter in self.pop_waiters.drain(..) {
-                let _ = waiter.send(());
+            for (_, waiters) in self.pop_waiters.drain() {
+                for waiter in waiters {
+                    let _ = waiter.send(());
+                }
             }
         }
     }
@@ -979,6 +992,23 @@ mod tests {
             s.next_refill().map(|(c, _)| c.to_string()),
             Some("c".to_owned())
         );
+    }
+
+    #[test]
+    fn a_pop_waiting_for_disk_is_woken_by_its_channel_only() {
+        let mut s = Shard::new(ChannelSizes::new(16, Vec::new()).expect("sizes"));
+        for channel in ["a", "b"] {
+            assert!(matches!(s.push(channel, &[1; 20]), Ok(Stored::Disk(_))));
+        }
+        let mut a = s.try_pop("a", false).expect_err("waits for disk");
+        let mut b = s.try_pop("b", false).expect_err("waits for disk");
+        s.remove("a");
+        assert!(
+            matches!(a.try_recv(), Ok(Some(()))),
+            "removal wakes a's pop"
+        );
+        assert!(matches!(b.try_recv(), Ok(None)), "b's pop still waits");
+        assert_eq!(s.try_pop("a", false).ok(), Some(PopOutcome::NoChannel));
     }
 
     #[test]
