@@ -730,6 +730,9 @@ impl Shard {
                         }
                     }
                     _ if done.not_yet => RefillStep::NotYet,
+                    // The ring has no room for the next record yet: the next
+                    // pop that frees room asks again.
+                    _ if done.records == 0 => RefillStep::Done,
                     _ => self.refill_step(channel, id),
                 }
             }

@@ -912,7 +912,7 @@ pub struct Recovered {
     pub truncate: Vec<(u32, u64)>,
     /// Links to rewrite (a crash came between a record and its link).
     pub patches: Vec<Patch>,
-    /// Segments holding nothing live: delete them.
+    /// Segments at the head holding nothing live: delete them.
     pub empty: Vec<u32>,
     /// Live records whose storage name was never recorded (lost).
     pub orphans: u64,
@@ -943,15 +943,20 @@ pub fn recover(
             if header.channel_id != 0 {
                 return;
             }
+            // An id named by any record still on disk is never given to
+            // another storage: its meta records would apply to that one.
             match Meta::decode(payload) {
                 Some(Meta::Name { id, name }) => {
+                    max_id = max_id.max(id);
                     names.insert(id, name);
                 }
                 Some(Meta::Progress { id, at }) => {
+                    max_id = max_id.max(id);
                     let e = read_to.entry(id).or_insert(at);
                     *e = (*e).max(at);
                 }
                 Some(Meta::Drop { id }) => {
+                    max_id = max_id.max(id);
                     dropped_at.insert(id, here);
                 }
                 None => {}
@@ -1030,14 +1035,17 @@ pub fn recover(
     }
     writer.next_seq = seqs.last().map_or(1, |&seq| seq + 1);
     writer.next_id = max_id.wrapping_add(1).max(1);
+    // Segments with nothing live go from the head only, as while running: a
+    // later one may hold the progress, drop or name records that older
+    // segments' records depend on. When nothing at all is live, every one
+    // goes.
+    let nothing_live = writer.segments.values().all(|s| s.live == 0);
     let empty: Vec<u32> = writer
         .segments
         .iter()
-        .filter(|(_, s)| s.live == 0)
+        .take_while(|(_, s)| s.live == 0 || nothing_live)
         .map(|(&seq, _)| seq)
         .collect();
-    // Whole empty segments go; a live segment keeps its place even behind
-    // an empty one (its records' positions must not change).
     for seq in &empty {
         writer.segments.remove(seq);
     }
@@ -1341,6 +1349,44 @@ mod tests {
         };
         assert_eq!(got_a, want(taken as u32..120, 1));
         assert_eq!(got_b, want(0..120, 2));
+    }
+
+    #[test]
+    fn a_segment_holding_only_meta_records_is_kept_behind_live_ones() {
+        let mut w = DiskWriter::new(CONFIG);
+        let mut files = Files::default();
+        let (mut a, mut b) = (DiskQueue::default(), DiskQueue::default());
+        // Segment 1: a's records and one of b's.
+        for i in 0..20u32 {
+            w.append(&mut a, &name("a"), format!("a{i:03}").as_bytes())
+                .expect("append");
+        }
+        w.append(&mut b, &name("b"), b"b-kept").expect("append");
+        files.run(&mut w);
+        // Fill segment 1 so that what follows goes to segment 2.
+        let mut filler = DiskQueue::default();
+        while w.segments().count() < 2 {
+            w.append(&mut filler, &name("f"), &[0; 200])
+                .expect("append");
+        }
+        files.run(&mut w);
+        // Read all of a and of the filler: their progress records go to
+        // segment 2, which then holds nothing live.
+        assert_eq!(files.read_all(&mut w, &mut a).len(), 20);
+        files.read_all(&mut w, &mut filler);
+        files.run(&mut w);
+        // Twice: what one start keeps, the next must read the same way.
+        for round in 0..2 {
+            let r = files.recover();
+            assert!(
+                r.empty.is_empty(),
+                "round {round}: nothing deleted: {:?}",
+                r.empty
+            );
+            let names: Vec<&str> = r.queues.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["b"], "round {round}: a's records stay read");
+            assert!(r.writer.next_id > filler.id(), "ids on disk are not reused");
+        }
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! The node against a model of its queues, through the overflow: random
+//! pushes of random sizes (some larger than the ring), pops, removals and
+//! clean restarts on several channels of both shards, with tiny rings and
+//! segments so that records keep moving between memory, disk and dumps.
+//! Every pop must give exactly the model's next record, and a clean restart
+//! must keep everything.
+
+mod common;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+use common::{data_dir_arg, names_on_each_shard, record_index, Client, Node, XorShift, OK};
+
+/// Ring bytes per storage: a few records.
+const RING: &str = "server.channel_size_limit=512";
+/// Small segments: many segment files come and go.
+const SEGMENT: &str = "overflow.segment_size=4096";
+const ROUNDS: usize = 600;
+
+fn start(data: &Path) -> Node {
+    let dir = data_dir_arg(data);
+    Node::start(&[&dir, RING, SEGMENT, "overflow.write_index_ms=20"])
+}
+
+/// A record: its number, padded with a byte pattern to `len` bytes.
+fn value(i: usize, len: usize) -> Vec<u8> {
+    let mut v = format!("{i:09}").into_bytes();
+    v.extend((0..len.saturating_sub(9)).map(|k| b'a' + (k % 26) as u8));
+    v
+}
+
+#[test]
+fn random_operations_match_the_model_across_restarts() {
+    for seed in [0x5eed_0f_d15c, 0x0dd_ba11, 0xface_feed] {
+        run(seed);
+    }
+}
+
+fn run(seed: u64) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let channels = names_on_each_shard("model", 2);
+    let mut model: BTreeMap<String, VecDeque<Vec<u8>>> = BTreeMap::new();
+    let mut rng = XorShift::new(seed);
+    let mut next = 0usize;
+    let mut node = start(data.path());
+    let mut client = node.client();
+    for round in 0..ROUNDS {
+        let ch = &channels[rng.below(channels.len())];
+        match rng.below(100) {
+            // Pushes, some longer than the ring.
+            0..=44 => {
+                for _ in 0..1 + rng.below(8) {
+                    let len = if rng.below(10) == 0 {
+                        600
+                    } else {
+                        9 + rng.below(120)
+                    };
+                    let v = value(next, len);
+                    next += 1;
+                    assert_eq!(
+                        client.push(ch, &v),
+                        OK,
+                        "seed {seed:x} round {round}: push to {ch}"
+                    );
+                    model.entry(ch.clone()).or_default().push_back(v);
+                }
+            }
+            // Pops, beyond the end sometimes.
+            45..=89 => {
+                for _ in 0..1 + rng.below(8) {
+                    let expected = model.get_mut(ch).and_then(VecDeque::pop_front);
+                    let got = client.pop(ch);
+                    match expected {
+                        Some(v) => assert_eq!(
+                            got.as_ref().map(|g| record_index(g)),
+                            Ok(record_index(&v)),
+                            "seed {seed:x} round {round}: pop from {ch}"
+                        ),
+                        // Empty, or 500 for a channel that does not exist.
+                        None => assert!(
+                            matches!(&got, Ok(g) if g.is_empty()) || got.is_err(),
+                            "seed {seed:x} round {round}: pop from empty {ch}: {got:?}"
+                        ),
+                    }
+                }
+            }
+            // Remove a channel: memory and disk records go.
+            90..=94 => {
+                assert_eq!(
+                    client.remove(ch),
+                    OK,
+                    "seed {seed:x} round {round}: remove {ch}"
+                );
+                model.remove(ch);
+            }
+            // A clean restart keeps everything.
+            _ => {
+                drop(client);
+                assert_eq!(
+                    node.stop().code(),
+                    Some(0),
+                    "seed {seed:x} round {round}: stop"
+                );
+                node = start(data.path());
+                client = node.client();
+            }
+        }
+    }
+    for ch in &channels {
+        let rest: Vec<Vec<u8>> = model.remove(ch).unwrap_or_default().into();
+        for (k, v) in rest.iter().enumerate() {
+            let got = client.pop(ch).unwrap_or_else(|s| panic!("{ch}: Pop {s}"));
+            assert_eq!(got, *v, "{ch}: record {k} of the rest");
+        }
+        let end = client.pop(ch);
+        assert!(
+            matches!(&end, Ok(g) if g.is_empty()) || end.is_err(),
+            "{ch}: drained: {end:?}"
+        );
+    }
+    // Everything read: the overflow files go.
+    assert!(
+        common::wait_until(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(50),
+            || common::overflow_files(data.path()).is_empty()
+        ),
+        "{:?}",
+        common::overflow_files(data.path())
+    );
+    drop(Client::connect(node.addr));
+}
