@@ -197,8 +197,10 @@ impl Shard {
                 OpResult::Done
             }
             Op::Remove { channel } => {
-                self.remove(&channel);
-                OpResult::Done
+                return match self.remove(&channel) {
+                    Some(ticket) => Applied::Durable(OpResult::Done, ticket),
+                    None => Applied::Done(OpResult::Done),
+                };
             }
             Op::ConsumeStart {
                 channel,

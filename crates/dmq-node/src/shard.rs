@@ -544,11 +544,22 @@ impl Shard {
     }
 
     /// Removes the channel and all its storages, and ends every Consume of it.
-    pub fn remove(&mut self, channel: &str) {
+    /// `Some(ticket)` when records on disk were dropped: the removal is
+    /// acknowledged once that is on disk too, so that a crash cannot bring
+    /// them back.
+    pub fn remove(&mut self, channel: &str) -> Option<u64> {
+        let had_disk = self
+            .channels
+            .get(channel)
+            .is_some_and(|ch| ch.storages().any(|(_, s)| !s.disk().is_empty()));
         if self.channels.remove(channel, &mut self.disk).is_some() {
             tracing::info!(channel, "channel removed");
         }
         self.wake_pops(channel);
+        let durable = had_disk.then(|| {
+            self.io.writer.notify();
+            self.disk.appended_ticket()
+        });
         self.cursor.remove(channel);
         for id in self.by_channel.remove(channel).unwrap_or_default() {
             if let Some(consumer) = self.consumers.get_mut(&id) {
@@ -562,6 +573,7 @@ impl Shard {
                 }
             }
         }
+        durable
     }
 
     /// Subscribes `subscriber` to the channel (creating both if missing) and

@@ -3,11 +3,14 @@
 //! clean restarts on several channels of both shards, with tiny rings and
 //! segments so that records keep moving between memory, disk and dumps.
 //! Every pop must give exactly the model's next record, and a clean restart
-//! must keep everything.
+//! must keep everything. A second run also kills the node: then only what
+//! was in memory may be lost, and records read back shortly before the kill
+//! may come again, never out of order.
 
 mod common;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 use common::{data_dir_arg, names_on_each_shard, record_index, Client, Node, XorShift, OK};
@@ -30,17 +33,30 @@ fn value(i: usize, len: usize) -> Vec<u8> {
     v
 }
 
+/// Most records memory can hold: a 512-byte ring of 8-byte headers, plus the
+/// one-record slot in front of it.
+const MEMORY_RECORDS: usize = 512 / 8 + 1;
+
 #[test]
 fn random_operations_match_the_model_across_restarts() {
     for seed in [0x5eed_d15c, 0x0dd_ba11, 0xface_feed] {
-        run(seed);
+        run(seed, false);
     }
 }
 
-fn run(seed: u64) {
+#[test]
+fn random_operations_with_kills_lose_only_memory() {
+    for seed in [0xdead_beef, 0x1234_5678] {
+        run(seed, true);
+    }
+}
+
+fn run(seed: u64, kills: bool) {
     let data = tempfile::tempdir().expect("tempdir");
     let channels = names_on_each_shard("model", 2);
     let mut model: BTreeMap<String, VecDeque<Vec<u8>>> = BTreeMap::new();
+    // Every record pushed to a channel since its last removal.
+    let mut history: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     let mut rng = XorShift::new(seed);
     let mut next = 0usize;
     let mut node = start(data.path());
@@ -63,6 +79,7 @@ fn run(seed: u64) {
                         OK,
                         "seed {seed:x} round {round}: push to {ch}"
                     );
+                    history.entry(ch.clone()).or_default().insert(next - 1);
                     model.entry(ch.clone()).or_default().push_back(v);
                 }
             }
@@ -93,6 +110,41 @@ fn run(seed: u64) {
                     "seed {seed:x} round {round}: remove {ch}"
                 );
                 model.remove(ch);
+                history.remove(ch);
+            }
+            // A kill: memory is lost; drain every channel and check what
+            // came back.
+            _ if kills && rng.below(2) == 0 => {
+                drop(client);
+                node.signal(libc::SIGKILL);
+                assert_eq!(
+                    node.wait_exit(common::IO_TIMEOUT).signal(),
+                    Some(libc::SIGKILL)
+                );
+                node = start(data.path());
+                client = node.client();
+                for ch in &channels {
+                    let left: Vec<usize> = model
+                        .remove(ch)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|v| record_index(v))
+                        .collect();
+                    let got = drain(&mut client, ch, next + 1);
+                    let what = format!("seed {seed:x} round {round}: {ch} after a kill");
+                    assert!(got.windows(2).all(|w| w[0] < w[1]), "{what}: order {got:?}");
+                    let pushed = history.get(ch).cloned().unwrap_or_default();
+                    assert!(
+                        got.iter().all(|i| pushed.contains(i)),
+                        "{what}: {got:?} has records never pushed there"
+                    );
+                    for i in left.iter().skip(MEMORY_RECORDS) {
+                        assert!(
+                            got.contains(i),
+                            "{what}: record {i} lost; left {left:?}, got {got:?}"
+                        );
+                    }
+                }
             }
             // A clean restart keeps everything.
             _ => {
@@ -130,4 +182,22 @@ fn run(seed: u64) {
         common::overflow_files(data.path())
     );
     drop(Client::connect(node.addr));
+}
+
+/// Pops `channel` until it is empty (or does not exist: its records were all
+/// in memory), at most `max` records; their numbers.
+fn drain(client: &mut Client, channel: &str, max: usize) -> Vec<usize> {
+    let mut got = Vec::new();
+    for _ in 0..=max {
+        match client.pop(channel) {
+            Ok(v) if v.is_empty() => return got,
+            Ok(v) => got.push(record_index(&v)),
+            Err(_) if got.is_empty() => return got,
+            Err(status) => panic!(
+                "{channel}: Pop answered {status} after {} records",
+                got.len()
+            ),
+        }
+    }
+    panic!("{channel}: still not empty after {max} records");
 }

@@ -464,8 +464,14 @@ impl DiskWriter {
         if self.unavailable {
             return;
         }
-        let len = HEADER + meta.encode().len() as u64;
-        if let Ok(seg) = self.room_for(len) {
+        // The current segment takes it even when full (a meta record is a
+        // few dozen bytes past the reservation), so that the limit does not
+        // keep a drop or progress record off the disk.
+        let seg = match self.current {
+            Some(seg) => Ok(seg),
+            None => self.room_for(HEADER + meta.encode().len() as u64),
+        };
+        if let Ok(seg) = seg {
             self.put_meta_in(seg, meta);
         }
     }

@@ -1,5 +1,7 @@
 //! RemoveChannel (12): 200 whether or not the channel existed; every Consume of
-//! the channel ends with its end marker.
+//! the channel ends with its end marker. When the channel had records on
+//! disk, the 200 waits until their drop is written, so that no crash after
+//! the answer brings them back.
 
 use dmq_proto::legacy::Status;
 
@@ -17,8 +19,16 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     let router = batch.router();
     let owner = router.owner(channel);
     if router.is_local(owner) {
-        router.local().borrow_mut().remove(name);
-        batch.status(Status::Ok);
+        let durable = router.local().borrow_mut().remove(name);
+        match durable {
+            // Records on disk were dropped: answered once that is written.
+            Some(ticket) => batch.remote(
+                owner,
+                Op::AwaitDurable { ticket },
+                ReplyKind::Fixed(Status::Ok),
+            ),
+            None => batch.status(Status::Ok),
+        }
     } else {
         let op = Op::Remove {
             channel: name.to_owned(),
