@@ -20,8 +20,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -126,14 +127,16 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
     let mut next_tick = Instant::now() + interval;
     let mut failing = false;
     let mut retry_at = Instant::now();
+    let mut last: Option<LastWrite> = None;
     loop {
         loop {
             let job = shard.borrow_mut().disk.take_write();
             let Some(job) = job else {
                 break;
             };
+            let mut job = job;
             let seg = job.seg;
-            let ok = match execute(&dir, &mut files, &job).await {
+            let ok = match execute(&dir, &mut files, &job, &mut last).await {
                 Ok(()) => {
                     if failing {
                         failing = false;
@@ -162,6 +165,16 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
                 if let Some(file) = files.get(&seg) {
                     let _ = file.truncate(job.pos).await;
                 }
+            }
+            if ok && job.pos != u64::MAX {
+                // Kept to take the next job's links to its records.
+                last = Some(LastWrite {
+                    seg,
+                    pos: job.pos,
+                    bytes: std::mem::take(&mut job.bytes),
+                });
+            } else if !ok {
+                last = None;
             }
             shard.borrow_mut().write_done(job, ok);
             io.reader.notify();
@@ -194,51 +207,131 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
     }
 }
 
+/// The bytes of the last data write, kept to rewrite links into them.
+struct LastWrite {
+    seg: u32,
+    pos: u64,
+    bytes: Vec<u8>,
+}
+
 /// Writes one job: its bytes (creating and preallocating the segment file
-/// when it starts one), then its link patches.
+/// when it starts one) and its link patches, all at once. A patch may land
+/// before the record it links to: nothing reads past what a whole job made
+/// durable, and a start after a crash checks every link. Patches into the
+/// previous job's bytes (the usual case: each storage's newest record) are
+/// applied to a copy of them and written back as one range.
 async fn execute(
     dir: &SegmentDir,
     files: &mut BTreeMap<u32, BufferedFile>,
     job: &WriteJob,
+    last: &mut Option<LastWrite>,
 ) -> std::io::Result<()> {
-    if job.pos != u64::MAX {
-        if job.creates() {
-            let path = dir.path(job.seg);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .buffered_open(&path)
-                .await
-                .map_err(std::io::Error::from)?;
-            let size = dir.segment_size.max(job.bytes.len() as u64);
-            // Reserve the segment's blocks now, so that a full disk shows
-            // here, when the segment starts, rather than in the middle of it.
-            // A file system without fallocate works too, unreserved.
-            if let Err(e) = file.pre_allocate(size, true).await {
-                let e = std::io::Error::from(e);
-                if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                    let _ = file.remove().await;
-                    return Err(e);
-                }
-                if !dir.unreserved_logged.replace(true) {
-                    tracing::warn!(
-                        file = %path.display(),
-                        "the file system cannot reserve space (fallocate): overflow segments are written without a reservation"
-                    );
-                }
+    if job.creates() {
+        let path = dir.path(job.seg);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .buffered_open(&path)
+            .await
+            .map_err(std::io::Error::from)?;
+        let size = dir.segment_size.max(job.len);
+        // Reserve the segment's blocks now, so that a full disk shows
+        // here, when the segment starts, rather than in the middle of it.
+        // A file system without fallocate works too, unreserved.
+        if let Err(e) = file.pre_allocate(size, true).await {
+            let e = std::io::Error::from(e);
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                let _ = file.remove().await;
+                return Err(e);
             }
-            files.insert(job.seg, file);
+            if !dir.unreserved_logged.replace(true) {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the file system cannot reserve space (fallocate): overflow segments are written without a reservation"
+                );
+            }
         }
-        let file = open_for_write(dir, files, job.seg).await?;
-        write_all_at(file, &job.bytes, job.pos).await?;
+        files.insert(job.seg, file);
     }
+    // Patches into the last write's bytes become one range; others go alone.
+    let mut span: Option<(usize, usize)> = None;
+    let mut alone = Vec::new();
     for patch in &job.patches {
-        let file = open_for_write(dir, files, patch.seg).await?;
-        write_all_at(file, &patch.header, patch.pos).await?;
+        let start = last.as_ref().and_then(|l| {
+            let start = usize::try_from(patch.pos.checked_sub(l.pos)?).ok()?;
+            (l.seg == patch.seg && start + patch.header.len() <= l.bytes.len()).then_some(start)
+        });
+        match (start, last.as_mut()) {
+            (Some(start), Some(l)) => {
+                let end = start + patch.header.len();
+                l.bytes[start..end].copy_from_slice(&patch.header);
+                span = Some(span.map_or((start, end), |(lo, hi)| (lo.min(start), hi.max(end))));
+            }
+            _ => alone.push(patch),
+        }
     }
-    Ok(())
+    let range = match (span, last.as_ref()) {
+        (Some((lo, hi)), Some(l)) => Some((l.seg, l.pos + lo as u64, l.bytes[lo..hi].to_vec())),
+        _ => None,
+    };
+    // Every file the writes need is open before they start together.
+    let mut segs: Vec<u32> = alone.iter().map(|p| p.seg).collect();
+    segs.extend(range.iter().map(|r| r.0));
+    if job.pos != u64::MAX {
+        segs.push(job.seg);
+    }
+    segs.sort_unstable();
+    segs.dedup();
+    for seg in segs {
+        open_for_write(dir, files, seg).await?;
+    }
+    let files = &*files;
+    let file = |seg: u32| {
+        files
+            .get(&seg)
+            .ok_or_else(|| std::io::Error::other("segment file not open"))
+    };
+    let mut writes: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + '_>>> = Vec::new();
+    if job.pos != u64::MAX {
+        let f = file(job.seg)?;
+        writes.push(Box::pin(write_all_at(f, &job.bytes, job.pos)));
+    }
+    if let Some((seg, pos, bytes)) = &range {
+        let f = file(*seg)?;
+        writes.push(Box::pin(write_all_at(f, bytes, *pos)));
+    }
+    for patch in alone {
+        let f = file(patch.seg)?;
+        writes.push(Box::pin(write_all_at(f, &patch.header, patch.pos)));
+    }
+    all_ok(writes).await
+}
+
+/// Runs the writes together; the first error, once all have ended.
+async fn all_ok(
+    mut writes: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + '_>>>,
+) -> std::io::Result<()> {
+    let mut first_error = None;
+    poll_fn(|cx| {
+        writes.retain_mut(|w| match w.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
+                false
+            }
+            Poll::Pending => true,
+        });
+        if writes.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    first_error.map_or(Ok(()), Err)
 }
 
 async fn open_for_write<'f>(

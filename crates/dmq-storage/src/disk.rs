@@ -246,6 +246,9 @@ pub struct WriteJob {
     pub patches: Vec<Patch>,
     /// Pushes with a ticket up to this one are on disk once the job is done.
     pub ticket: u64,
+    /// Length of `bytes` (the executor may take `bytes` once they are
+    /// written; a failed job must keep them).
+    pub len: u64,
 }
 
 impl WriteJob {
@@ -572,6 +575,7 @@ impl DiskWriter {
             Some(p) => WriteJob {
                 seg: p.seg,
                 pos: p.pos,
+                len: p.bytes.len() as u64,
                 bytes: p.bytes,
                 patches,
                 ticket: p.ticket,
@@ -580,6 +584,7 @@ impl DiskWriter {
                 seg: patches[0].seg,
                 pos: u64::MAX,
                 bytes: Vec::new(),
+                len: 0,
                 patches,
                 ticket: self.durable,
             },
@@ -594,7 +599,7 @@ impl DiskWriter {
         if ok {
             if job.pos != u64::MAX {
                 if let Some(s) = self.segments.get_mut(&job.seg) {
-                    s.durable = s.durable.max(job.pos + job.bytes.len() as u64);
+                    s.durable = s.durable.max(job.pos + job.len);
                 }
             }
             self.durable = self.durable.max(job.ticket);
