@@ -357,12 +357,19 @@ fn ring_for(sizes: &ChannelSizes, budget: &mut Option<usize>, channel: &str) -> 
 pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     let shards = layout.shards.max(1);
     let data_dir = &layout.data_dir;
+    // What was stored is restored even past overflow.disk_limit (a smaller
+    // ring can send more to disk than before); the limit applies to new
+    // records.
+    let unlimited = DiskConfig {
+        limit: 0,
+        ..layout.disk
+    };
     let found = scan_dir(data_dir)?;
     let mut loaded = Loaded {
         per_shard: (0..shards)
             .map(|_| ShardLoad {
                 channels: Vec::new(),
-                disk: DiskWriter::new(layout.disk),
+                disk: DiskWriter::new(unlimited),
                 disk_parts: HashMap::new(),
             })
             .collect(),
@@ -375,7 +382,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     let mut foreign: Vec<(SegmentDir, Recovered)> = Vec::new();
     for (&(n, shard), seqs) in &found.segments {
         let dir = layout.segment_dir(shard, n);
-        let mut recovered = recover_segments(&dir, layout.disk, seqs)?;
+        let mut recovered = recover_segments(&dir, unlimited, seqs)?;
         tracing::info!(
             shard,
             shards = n,
@@ -544,6 +551,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     }
     for (shard, target) in loaded.per_shard.iter_mut().enumerate() {
         sync_all(&layout.segment_dir(shard, shards), &mut target.disk)?;
+        target.disk.set_config(layout.disk);
     }
     Ok(loaded)
 }

@@ -172,3 +172,33 @@ fn a_full_file_system_refuses_pushes_and_keeps_serving() {
     drop(client);
     assert_eq!(node.stop().code(), Some(0), "clean stop");
 }
+
+#[test]
+fn a_start_restores_everything_even_past_the_disk_limit() {
+    // A full overflow, then a restart with a smaller ring: the ring's excess
+    // must go to disk in front of what is there, past the limit for a while.
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data_dir_arg(data.path());
+    let segment = format!("overflow.segment_size={SEGMENT}");
+    let limit = "overflow.disk_limit=262144";
+    let ch = "restored";
+    let mut node = Node::start(&[
+        &data_dir,
+        "server.channel_size_limit=65536",
+        &segment,
+        limit,
+    ]);
+    let acked = push_until_refused(&node, ch, 1000);
+    assert!(acked.len() > 64, "some records on disk: {}", acked.len());
+    assert_eq!(node.stop().code(), Some(0));
+
+    let node = Node::start(&[
+        &data_dir,
+        &format!("server.channel_size_limit={RING}"),
+        &segment,
+        limit,
+    ]);
+    let mut client = node.client();
+    let got = pop_until_empty(&mut client, ch, acked.len() + 1);
+    assert_same_records(&got, &acked, "restored past the limit");
+}

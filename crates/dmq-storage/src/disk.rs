@@ -346,6 +346,11 @@ impl DiskWriter {
         self.config
     }
 
+    /// Changes the sizing (new segments and the limit apply from now on).
+    pub fn set_config(&mut self, config: DiskConfig) {
+        self.config = config;
+    }
+
     /// Segment numbers that exist (or are being created), oldest first.
     pub fn segments(&self) -> impl Iterator<Item = u32> + '_ {
         self.segments.keys().copied()
