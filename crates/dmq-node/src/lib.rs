@@ -1,11 +1,14 @@
-//! The dmq node: channels of binary records in preallocated memory rings, served
-//! over the legacy DMQ protocol, thread-per-core on glommio.
+//! The dmq node: channels of binary records in preallocated memory rings with
+//! a disk overflow, served over the legacy and neo DMQ protocols,
+//! thread-per-core on glommio.
 //!
 //! Layout: [`config`] (YAML, overrides, validation), [`server`] (start, shards,
 //! shutdown), [`listener`] (accept loops), [`route`] (channel ownership and the
 //! cross-shard mesh), [`shard`] (a shard's channels and consumers: the one place
-//! that mutates them), [`legacy`] (legacy connections and request batching),
-//! [`request`] (one handler file per request), [`logging`], [`shutdown`],
+//! that mutates them), [`overflow`] (a shard's disk I/O tasks), [`persist`]
+//! (the data directory at start and stop), [`legacy`] and [`neo`]
+//! (connections and request batching), [`request`] (one handler file per
+//! request), [`admin`], [`metrics`], [`stats`], [`logging`], [`shutdown`],
 //! [`context`] (what a shard's tasks share).
 
 pub mod admin;
