@@ -1,4 +1,4 @@
-//! Legacy request handlers. The short ones add their reply to a [`Batch`]
+//! Legacy request handlers. The short ones add their reply to a [`Batch`](crate::legacy::batch::Batch)
 //! (crate::legacy::batch::Batch); the streaming ones take over the connection.
 
 pub mod consume;
