@@ -297,8 +297,38 @@ fn recover_segments(
     config: DiskConfig,
     seqs: &[u32],
 ) -> Result<Recovered, PersistError> {
-    let recovered = disk::recover(config, seqs, |seq| std::fs::read(dir.path(seq)))
-        .map_err(dir_error(&dir.dir))?;
+    // Two passes over every segment: log progress on large overflows.
+    let total: u64 = seqs
+        .iter()
+        .filter_map(|&seq| std::fs::metadata(dir.path(seq)).ok())
+        .map(|m| m.len())
+        .sum();
+    let started = std::time::Instant::now();
+    let mut read = 0u64;
+    let mut reported = started;
+    let recovered = disk::recover(config, seqs, |seq| {
+        let bytes = std::fs::read(dir.path(seq))?;
+        read += bytes.len() as u64;
+        if reported.elapsed() >= std::time::Duration::from_secs(5) {
+            reported = std::time::Instant::now();
+            tracing::info!(
+                shard = dir.shard,
+                done_mib = read >> 20,
+                of_mib = (2 * total) >> 20,
+                "recovering the overflow (two passes over the segments)"
+            );
+        }
+        Ok(bytes)
+    })
+    .map_err(dir_error(&dir.dir))?;
+    if started.elapsed() >= std::time::Duration::from_secs(1) {
+        tracing::info!(
+            shard = dir.shard,
+            mib = total >> 20,
+            seconds = started.elapsed().as_secs_f64(),
+            "overflow segments scanned"
+        );
+    }
     for &(seq, len) in &recovered.truncate {
         let path = dir.path(seq);
         tracing::warn!(file = %path.display(), valid_bytes = len, "overflow segment has a torn tail (crash): cut");
