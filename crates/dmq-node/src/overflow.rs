@@ -21,7 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::{poll_fn, Future};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -531,9 +531,4 @@ async fn read_file<'f>(
             Ok(v.insert(file))
         }
     }
-}
-
-/// The path of segment `seq` of `shard` in `dir` (for startup and tests).
-pub fn segment_path(dir: &Path, shard: usize, shards: usize, seq: u32) -> PathBuf {
-    dir.join(segment_file_name(shard, shards, seq))
 }

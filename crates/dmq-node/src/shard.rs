@@ -133,8 +133,6 @@ pub struct OverflowSnapshot {
     pub segments: usize,
     /// Bytes in the segment files.
     pub file_bytes: u64,
-    /// Records on disk not yet read back.
-    pub live_records: u64,
     /// Ring bytes left in this shard's memory budget (`None`: no budget).
     pub memory_budget_left: Option<u64>,
     /// Storages that got a smaller ring than configured.
@@ -254,7 +252,6 @@ impl Shard {
             overflow: OverflowSnapshot {
                 segments: self.disk.segments().count(),
                 file_bytes: self.disk.file_bytes(),
-                live_records: self.disk.live_records(),
                 memory_budget_left: self.channels.budget_left().map(|b| b as u64),
                 short_rings: self.channels.short_rings(),
             },
