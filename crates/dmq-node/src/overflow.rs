@@ -19,7 +19,7 @@
 //! [`WriteJob`]: dmq_storage::disk::WriteJob
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -28,12 +28,14 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use dmq_storage::disk::{segment_file_name, WriteJob};
-use glommio::io::{BufferedFile, OpenOptions};
+use glommio::io::{BufferedFile, OpenOptions, ReadResult};
 
 use crate::shard::{RefillStep, Shard};
 
 /// Read attempts of a storage's records before they are given up.
 const READ_ATTEMPTS: u32 = 3;
+/// Recent reads kept by the reader (each up to a refill's size, 1 MiB).
+const READ_CACHE_ENTRIES: usize = 8;
 /// After a failed write, new records are refused for this long before the
 /// disk is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
@@ -425,6 +427,9 @@ async fn reclaim(
 pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
     let io = shard.borrow().io.clone();
     let mut files: HashMap<u32, BufferedFile> = HashMap::new();
+    // The last reads, by segment and offset: bounded, and only ever holding
+    // bytes that were written (links may be added since; see `refill`).
+    let mut cache: VecDeque<(u32, u64, ReadResult)> = VecDeque::new();
     loop {
         loop {
             if io.reader_stopping.get() {
@@ -434,13 +439,14 @@ pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
             let Some((channel, id)) = next else {
                 break;
             };
-            refill(&shard, &dir, &mut files, &channel, id).await;
+            refill(&shard, &dir, &mut files, &mut cache, &channel, id).await;
             glommio::yield_if_needed().await;
         }
         {
             let state = shard.borrow();
             let live: BTreeSet<u32> = state.disk.segments().collect();
             files.retain(|seg, _| live.contains(seg));
+            cache.retain(|(seg, _, _)| live.contains(seg));
         }
         io.reader.wait().await;
     }
@@ -452,6 +458,7 @@ async fn refill(
     shard: &RefCell<Shard>,
     dir: &SegmentDir,
     files: &mut HashMap<u32, BufferedFile>,
+    cache: &mut VecDeque<(u32, u64, ReadResult)>,
     channel: &str,
     id: u32,
 ) {
@@ -481,6 +488,26 @@ async fn refill(
                 step = shard.borrow().refill_step(channel, id);
             }
             RefillStep::Read { at, len } => {
+                // A recent read may hold it already: a storage without a
+                // ring takes one record per step.
+                if let Some(k) = cache.iter().position(|(seg, pos, buf)| {
+                    *seg == at.seg && *pos <= at.offset && at.offset < pos + buf.len() as u64
+                }) {
+                    let (_, pos, buf) = &cache[k];
+                    let from = &buf[(at.offset - pos) as usize..];
+                    let next = shard.borrow_mut().refill_apply(channel, id, at, from);
+                    let stuck = match next {
+                        RefillStep::NotYet => true,
+                        RefillStep::Read { at: again, .. } => again == at,
+                        RefillStep::Done => false,
+                    };
+                    if !stuck {
+                        step = next;
+                        continue;
+                    }
+                    // Too short, or a link written since: read it afresh.
+                    cache.remove(k);
+                }
                 let read = match read_file(dir, files, at.seg).await {
                     Ok(file) => file
                         .read_at(at.offset, len)
@@ -491,6 +518,12 @@ async fn refill(
                 match read {
                     Ok(buf) => {
                         step = shard.borrow_mut().refill_apply(channel, id, at, &buf);
+                        if !buf.is_empty() {
+                            if cache.len() == READ_CACHE_ENTRIES {
+                                cache.pop_front();
+                            }
+                            cache.push_back((at.seg, at.offset, buf));
+                        }
                     }
                     Err(e) => {
                         failures += 1;
