@@ -358,3 +358,27 @@ fn legacy_consume_reads_the_overflow_in_order() {
         assert_eq!(consumer.next_record(), None, "{ch}: end marker");
     }
 }
+
+#[test]
+fn produce_multi_streams_through_the_overflow_in_order() {
+    // A stream of many rings' worth into a channel on each shard: records
+    // spill as the stream goes; each channel reads back every record once,
+    // in order.
+    const N: usize = 20 * RING_RECORDS;
+    let data = tempfile::tempdir().expect("tempdir");
+    let node = start(data.path(), &[]);
+    let names = names_on_each_shard("produced", 1);
+    let records = padded_records(0..N, LEN);
+    let mut producer = node.client();
+    assert_eq!(producer.produce_multi(&names), OK);
+    for r in &records {
+        producer.produce_record(r);
+    }
+    producer.produce_end();
+    producer.sync();
+    let mut client = node.client();
+    for ch in &names {
+        let got = pop_until_empty(&mut client, ch, N + 1);
+        assert_same_records(&got, &records, ch);
+    }
+}
