@@ -234,7 +234,8 @@ pub fn queue_op(ops: &mut Vec<(ShardId, Vec<Op>)>, shard: ShardId, op: Op) -> us
 }
 
 /// Pushes `value` to every channel of a Push or PushMulti: the channels this
-/// shard owns at once, the others grouped into one [`Op::Push`] per owner shard
+/// shard owns at once (when `inline`; otherwise as an op for this shard, like
+/// the others), the others grouped into one [`Op::Push`] per owner shard
 /// (returned for the caller to send). Returns whether a local push was
 /// refused; when local pushes went to disk, the ops include an
 /// [`Op::AwaitDurable`] for this shard, whose answer is their acknowledgement.
@@ -242,13 +243,14 @@ pub fn push_to_owners<'c>(
     router: &Router,
     channels: impl IntoIterator<Item = &'c str>,
     value: &[u8],
+    inline: bool,
 ) -> (bool, Vec<(ShardId, Op)>) {
     let mut local_refused = false;
     let mut local = Stored::Memory;
     let mut remote: Vec<(ShardId, Vec<String>)> = Vec::new();
     for channel in channels {
         let owner = router.owner(channel.as_bytes());
-        if router.is_local(owner) {
+        if inline && router.is_local(owner) {
             match router.local().borrow_mut().push(channel, value) {
                 Ok(stored) => local = local.max(stored),
                 Err(_) => local_refused = true,

@@ -382,3 +382,45 @@ fn produce_multi_streams_through_the_overflow_in_order() {
         assert_same_records(&got, &records, ch);
     }
 }
+
+#[test]
+fn pipelined_requests_behind_a_pop_that_waits_for_disk_keep_their_order() {
+    // One pipeline per channel: pops of every record (the later ones wait
+    // for the disk), a push, a pop, a RemoveChannel and a last pop. Each
+    // request sees the state its predecessors left, as if run one by one.
+    const N: usize = 3 * RING_RECORDS;
+    let data = tempfile::tempdir().expect("tempdir");
+    let node = start(data.path(), &[]);
+    let records = padded_records(0..N + 1, LEN);
+    let mut client = node.client();
+    for ch in names_on_each_shard("behind", 1) {
+        push_pipelined(&mut client, &ch, &records[..N]);
+        for _ in 0..N {
+            client.queue_pop(&ch);
+        }
+        client.queue_push(&ch, &records[N]);
+        client.queue_pop(&ch);
+        client.queue_remove(&ch);
+        client.queue_pop(&ch);
+        client.flush();
+        for (i, expected) in records[..N].iter().enumerate() {
+            assert_eq!(
+                client.read_pop_reply().as_ref(),
+                Ok(expected),
+                "{ch}: pop {i}"
+            );
+        }
+        assert_eq!(client.read_status(), OK, "{ch}: push");
+        assert_eq!(
+            client.read_pop_reply(),
+            Ok(records[N].clone()),
+            "{ch}: pop after the push"
+        );
+        assert_eq!(client.read_status(), OK, "{ch}: remove");
+        assert_eq!(
+            client.read_pop_reply(),
+            Err(ERROR),
+            "{ch}: pop of a removed channel"
+        );
+    }
+}

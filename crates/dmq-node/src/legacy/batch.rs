@@ -75,8 +75,8 @@ pub struct Batch<'r> {
     started: Instant,
     /// Requests per kind in this batch, for their timing.
     timed: [u16; RequestKind::COUNT],
-    /// See [`Batch::close`].
-    closed: bool,
+    /// See [`Batch::defer_local`].
+    deferred: bool,
 }
 
 impl<'r> Batch<'r> {
@@ -93,7 +93,7 @@ impl<'r> Batch<'r> {
             current: RequestKind::Push,
             started: Instant::now(),
             timed: [0; RequestKind::COUNT],
-            closed: false,
+            deferred: false,
         }
     }
 
@@ -103,14 +103,20 @@ impl<'r> Batch<'r> {
 
     /// No more requests should join this batch.
     pub fn is_full(&self) -> bool {
-        self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS || self.closed
+        self.requests >= MAX_BATCH_REQUESTS || self.pops >= MAX_BATCH_POPS
     }
 
-    /// No more requests join this batch: a request of it waits on this
-    /// shard (a Pop for records on disk), and later requests must not
-    /// overtake it.
-    pub fn close(&mut self) {
-        self.closed = true;
+    /// A request of this batch waits on this shard (a Pop for records on
+    /// disk): later requests for this shard's channels must not overtake
+    /// it, so from now on they go behind it, as ops for this shard.
+    pub fn defer_local(&mut self) {
+        self.deferred = true;
+    }
+
+    /// Whether a request for `owner`'s channels is done inline now (this
+    /// shard's, and nothing of this batch waits on it).
+    pub fn inline(&self, owner: ShardId) -> bool {
+        self.router.is_local(owner) && !self.deferred
     }
 
     /// Starts a request (called once per request, before its reply).

@@ -16,16 +16,16 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     };
     let router = batch.router();
     let owner = router.owner(channel);
-    if router.is_local(owner) && router.local().borrow_mut().pop_would_wait(name) {
+    if batch.inline(owner) && router.local().borrow_mut().pop_would_wait(name) {
         // The record is on disk: the reply waits for it to be read back, and
-        // no later request of this connection may overtake it.
+        // no later request of this connection for this shard overtakes it.
         let op = Op::Pop {
             channel: name.to_owned(),
             create: false,
         };
         batch.remote(owner, op, ReplyKind::Pop);
-        batch.close();
-    } else if router.is_local(owner) {
+        batch.defer_local();
+    } else if batch.inline(owner) {
         batch.reply(|out| {
             let mut shard = router.local().borrow_mut();
             let at = out.len();

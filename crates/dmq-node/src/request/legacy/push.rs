@@ -19,7 +19,7 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
     };
     let router = batch.router();
     let owner = router.owner(channel);
-    if router.is_local(owner) {
+    if batch.inline(owner) {
         let mut shard = router.local().borrow_mut();
         if value.is_empty() {
             shard.create(name);

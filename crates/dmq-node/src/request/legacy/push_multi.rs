@@ -23,7 +23,8 @@ pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
         return;
     }
     let names = channels.iter().filter_map(channel_name);
-    let (local_refused, ops) = push_to_owners(batch.router(), names, value);
+    let inline = batch.inline(batch.router().me());
+    let (local_refused, ops) = push_to_owners(batch.router(), names, value, inline);
     let parts = ops
         .into_iter()
         .map(|(shard, op)| (shard, batch.push_op(shard, op)))

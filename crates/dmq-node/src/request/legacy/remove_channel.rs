@@ -18,7 +18,7 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     };
     let router = batch.router();
     let owner = router.owner(channel);
-    if router.is_local(owner) {
+    if batch.inline(owner) {
         let durable = router.local().borrow_mut().remove(name);
         match durable {
             // Records on disk were dropped: answered once that is written.

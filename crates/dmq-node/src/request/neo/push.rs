@@ -46,7 +46,7 @@ pub fn handle(
         return;
     }
     let names = channels.iter().filter_map(channel_name);
-    let (local_failed, ops) = push_to_owners(&shared.ctx.router, names, value);
+    let (local_failed, ops) = push_to_owners(&shared.ctx.router, names, value, true);
     let parts: Vec<_> = ops
         .into_iter()
         .map(|(shard, op)| (shard, batch.push_op(shard, op)))
