@@ -407,13 +407,18 @@ async fn reclaim(
     let gone = shard.borrow_mut().disk.reclaim();
     for seg in gone {
         let path = dir.path(seg);
-        let removed = match files.remove(&seg) {
-            Some(file) => {
+        // Through glommio, open or not (a segment found at start is not).
+        let file = match files.remove(&seg) {
+            Some(file) => Ok(file),
+            None => BufferedFile::open(&path).await.map_err(std::io::Error::from),
+        };
+        let removed = match file {
+            Ok(file) => {
                 let removed = file.remove().await.map_err(std::io::Error::from);
                 let _ = file.close().await;
                 removed
             }
-            None => std::fs::remove_file(&path),
+            Err(e) => Err(e),
         };
         match removed {
             Ok(()) => tracing::debug!(file = %path.display(), "overflow segment deleted"),
