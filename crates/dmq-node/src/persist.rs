@@ -142,6 +142,13 @@ fn scan_dir(data_dir: &Path) -> Result<Found, PersistError> {
             found.segments.entry((shards, shard)).or_default().push(seq);
         } else if name == files::DATA_FILE_NAME || name == files::INDEX_FILE_NAME {
             found.original = true;
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            // A dump or index this node was writing when it stopped short;
+            // the real file was never renamed over, so this one is useless.
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(file = %name, "unfinished temporary file deleted"),
+                Err(e) => tracing::warn!(file = %name, "cannot delete unfinished temporary file: {e}"),
+            }
         } else if disk::is_segment_index_file_name(&name) {
             // Written at the last clean shutdown for operators and tools;
             // the segments themselves are what a start reads.
