@@ -410,7 +410,9 @@ async fn reclaim(
         // Through glommio, open or not (a segment found at start is not).
         let file = match files.remove(&seg) {
             Some(file) => Ok(file),
-            None => BufferedFile::open(&path).await.map_err(std::io::Error::from),
+            None => BufferedFile::open(&path)
+                .await
+                .map_err(std::io::Error::from),
         };
         let removed = match file {
             Ok(file) => {

@@ -147,7 +147,9 @@ fn scan_dir(data_dir: &Path) -> Result<Found, PersistError> {
             // the real file was never renamed over, so this one is useless.
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => tracing::warn!(file = %name, "unfinished temporary file deleted"),
-                Err(e) => tracing::warn!(file = %name, "cannot delete unfinished temporary file: {e}"),
+                Err(e) => {
+                    tracing::warn!(file = %name, "cannot delete unfinished temporary file: {e}")
+                }
             }
         } else if disk::is_segment_index_file_name(&name) {
             // Written at the last clean shutdown for operators and tools;

@@ -185,3 +185,18 @@ fn an_overflow_file_without_its_index_is_left_in_place() {
     );
     assert_eq!(node.stop().code(), Some(0));
 }
+
+#[test]
+fn unfinished_temporary_files_of_a_stop_are_deleted_at_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join(".half.rq.tmp"), b"partial").expect("write");
+    let data_dir = data_dir_override(data.path());
+    let node = Node::start(&[&data_dir]);
+    assert!(
+        !data.path().join(".half.rq.tmp").exists(),
+        "{:?}",
+        files_in(data.path())
+    );
+    let mut client = node.client();
+    assert_eq!(client.pop("half"), Err(ERROR), "nothing was loaded from it");
+}
