@@ -724,7 +724,8 @@ impl Shard {
             // previous pass): plan again.
             return self.refill_step(channel, id);
         }
-        let step = match storage.refill(&mut self.disk, at, buf) {
+        let refilled = storage.refill(&mut self.disk, at, buf);
+        let step = match refilled {
             Ok(done) => {
                 self.counters.refilled_records += done.records;
                 if done.records > 0 {
@@ -746,15 +747,7 @@ impl Shard {
                 }
             }
             Err(corrupt) => {
-                let lost = storage.abandon_disk(&mut self.disk);
-                self.counters.disk_errors += 1;
-                self.counters.disk_lost_records += lost;
-                tracing::error!(
-                    channel,
-                    lost,
-                    "overflow record cannot be read back ({corrupt}); the storage's records on disk are given up"
-                );
-                self.refilled(channel);
+                self.abandon_disk(channel, id, &corrupt.to_string());
                 RefillStep::Done
             }
         };
