@@ -247,7 +247,17 @@ fn read_some(
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, corrupt),
             })?;
         match done.need {
-            Some(need) if done.records == 0 && need > n && n == len => len = need,
+            // A record longer than the first read: read it whole, if the
+            // segment really holds that much (never allocate what a header
+            // merely claims).
+            Some(need)
+                if done.records == 0
+                    && need > n
+                    && n == len
+                    && at.offset.saturating_add(need as u64) <= writer.written(at.seg) =>
+            {
+                len = need
+            }
             _ if done.records == 0 => {
                 tracing::error!(file = %path.display(), "overflow record unreadable at start; the rest of the storage is lost");
                 writer.drop_queue(q);
