@@ -268,6 +268,26 @@ fn read_some(
     }
 }
 
+/// Appends a record at start, writing what is pending first whenever the
+/// writer is behind (nothing else drains it before the shards run).
+fn append(
+    dir: &SegmentDir,
+    writer: &mut DiskWriter,
+    q: &mut DiskQueue,
+    name: &str,
+    record: &[u8],
+) -> Result<(), PersistError> {
+    match writer.append(q, &|| name.to_owned(), record) {
+        Err(disk::DiskError::Behind) => {
+            write_pending(dir, writer)?;
+            writer.append(q, &|| name.to_owned(), record)
+        }
+        other => other,
+    }
+    .map(|_| ())
+    .map_err(PersistError::Overflow)
+}
+
 /// Moves every record of `from` (in `from_writer`) behind the records of
 /// `to` in `to_writer`, writing as it goes. Returns the records moved.
 fn move_records(
@@ -287,9 +307,7 @@ fn move_records(
             None => &mut *from_writer,
         };
         for record in &records {
-            writer
-                .append(to, &|| name.to_owned(), record)
-                .map_err(PersistError::Overflow)?;
+            append(to_dir, writer, to, name, record)?;
         }
         moved += records.len() as u64;
         write_pending(to_dir, writer)?;
@@ -539,10 +557,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
                 }
             } else {
                 for record in &excess {
-                    target
-                        .disk
-                        .append(&mut part, &|| name.clone(), record)
-                        .map_err(PersistError::Overflow)?;
+                    append(&dir, &mut target.disk, &mut part, &name, record)?;
                 }
                 write_pending(&dir, &mut target.disk)?;
                 tracing::info!(storage = %name, records = excess.len(), "ring smaller than the stored records: the excess goes to the disk overflow");

@@ -197,7 +197,15 @@ pub enum DiskError {
     /// records are refused until a retry succeeds.
     #[error("the disk overflow cannot be written (disk full or I/O error)")]
     Unavailable,
+    /// The disk is behind: [`MAX_UNWRITTEN_BYTES`] wait to be written
+    /// already, and memory must not grow without bound meanwhile.
+    #[error("the disk overflow is behind: too many bytes wait to be written")]
+    Behind,
 }
+
+/// Bytes appended but not yet written at which a shard's overflow refuses
+/// new records ([`DiskError::Behind`]).
+pub const MAX_UNWRITTEN_BYTES: u64 = 256 << 20;
 
 /// Why records read back could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -317,6 +325,8 @@ pub struct DiskWriter {
     unavailable: bool,
     /// Data records ever appended (one per storage a record spilled in).
     records_appended: u64,
+    /// See [`MAX_UNWRITTEN_BYTES`].
+    unwritten_limit: u64,
 }
 
 impl DiskWriter {
@@ -334,7 +344,14 @@ impl DiskWriter {
             durable: 0,
             unavailable: false,
             records_appended: 0,
+            unwritten_limit: MAX_UNWRITTEN_BYTES,
         }
+    }
+
+    /// The same with another bound on bytes waiting to be written (tests).
+    pub fn with_unwritten_limit(mut self, bytes: u64) -> DiskWriter {
+        self.unwritten_limit = bytes;
+        self
     }
 
     /// Data records ever appended (one per storage a record spilled in).
@@ -419,6 +436,10 @@ impl DiskWriter {
             return Err(DiskError::Unavailable);
         }
         let len = payload.len() as u64;
+        let unwritten = self.appended - self.durable;
+        if unwritten > 0 && unwritten + HEADER + len > self.unwritten_limit {
+            return Err(DiskError::Behind);
+        }
         let in_current =
             |w: &DiskWriter| w.current.is_some() && q.parts.back().map(|p| p.seg) == w.current;
         let storage_name = (!in_current(self) || q.id == 0).then(name);
@@ -1229,6 +1250,20 @@ mod tests {
         assert_eq!(error, DiskError::Limit);
         assert_eq!(q.records(), n);
         assert!(n >= 6, "{n}");
+    }
+
+    #[test]
+    fn records_are_refused_while_too_much_waits_to_be_written() {
+        let mut w = DiskWriter::new(CONFIG).with_unwritten_limit(1000);
+        let mut files = Files::default();
+        let mut q = DiskQueue::default();
+        // One record alone may exceed the bound; then nothing more fits.
+        w.append(&mut q, &name("a"), &[1; 1500]).expect("append");
+        assert_eq!(w.append(&mut q, &name("a"), &[2; 10]), Err(DiskError::Behind));
+        // Once written, records are taken again.
+        files.run(&mut w);
+        w.append(&mut q, &name("a"), &[2; 10]).expect("append");
+        assert_eq!(q.records(), 2);
     }
 
     #[test]
