@@ -446,7 +446,8 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     };
     // This layout's segments stay where they are.
     let mut extra_sources: Vec<(String, String)> = Vec::new();
-    let mut foreign: Vec<(SegmentDir, Recovered)> = Vec::new();
+    // Segments of another layout: their writer and queues by storage name.
+    let mut foreign: Vec<(SegmentDir, DiskWriter, HashMap<String, DiskQueue>)> = Vec::new();
     for (&(n, shard), seqs) in &found.segments {
         let dir = layout.segment_dir(shard, n);
         let mut recovered = recover_segments(&dir, unlimited, seqs)?;
@@ -476,7 +477,8 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             target.disk = recovered.writer;
         } else {
             loaded.files.extend(seqs.iter().map(|&seq| dir.path(seq)));
-            foreign.push((dir, recovered));
+            let queues = recovered.queues.into_iter().collect();
+            foreign.push((dir, recovered.writer, queues));
         }
     }
     loaded.files.extend(found.stale.iter().cloned());
@@ -491,18 +493,29 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     if found.original {
         load_original(data_dir, &mut memory, &mut loaded.files)?;
     }
-    // Every storage name, from every source.
+    // Every storage name, from every source (not the keys of extra parts).
     let mut names: Vec<String> = memory.keys().cloned().collect();
     for load in &loaded.per_shard {
-        names.extend(load.disk_parts.keys().cloned());
+        names.extend(
+            load.disk_parts
+                .keys()
+                .filter(|k| !k.contains('\0'))
+                .cloned(),
+        );
     }
-    for (_, recovered) in &foreign {
-        names.extend(recovered.queues.iter().map(|(n, _)| n.clone()));
+    for (_, _, queues) in &foreign {
+        names.extend(queues.keys().cloned());
     }
     names.sort();
     names.dedup();
-    let names = settle_modes(names, &memory);
-    let contents = files::reconstruct(names.iter().map(|(name, _)| (name.as_str(), Vec::new())))?;
+    // Storage to restore -> the names whose records it takes.
+    let mut targets = settle_modes(names, &memory);
+    for (of, key) in extra_sources {
+        if let Some(sources) = targets.values_mut().find(|s| s.contains(&of)) {
+            sources.push(key);
+        }
+    }
+    let contents = files::reconstruct(targets.keys().map(|name| (name.as_str(), Vec::new())))?;
     let mut budgets: Vec<Option<usize>> = vec![layout.budget; shards];
     for (channel, content) in contents {
         let shard = shard_for(channel.as_bytes(), shards);
@@ -515,23 +528,10 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
         for subscriber in storage_names {
             let name = dmq_storage::storage_name(&channel, subscriber.as_deref());
             let capacity = ring_for(&layout.sizes, &mut budgets[shard], &channel);
+            let sources = targets.remove(&name).unwrap_or_default();
             let mut records: Vec<Vec<u8>> = Vec::new();
-            for (stored, sources) in &names {
-                if *stored == name {
-                    for source in sources {
-                        records.extend(memory.remove(source).unwrap_or_default());
-                    }
-                }
-            }
-            let mut sources: Vec<String> = names
-                .iter()
-                .filter(|(n, _)| *n == name)
-                .flat_map(|(_, sources)| sources.clone())
-                .collect();
-            for (of, key) in &extra_sources {
-                if sources.contains(of) {
-                    sources.push(key.clone());
-                }
+            for source in &sources {
+                records.extend(memory.remove(source).unwrap_or_default());
             }
             // The memory part: as many of the oldest records as the ring holds.
             let mut used = 0usize;
@@ -575,13 +575,13 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
                 )?;
             }
             // Segments of another layout: behind everything.
-            for (old_dir, recovered) in foreign.iter_mut() {
-                for (source, old) in recovered.queues.iter_mut() {
-                    if sources.contains(source) {
+            for (old_dir, old_writer, queues) in foreign.iter_mut() {
+                for source in &sources {
+                    if let Some(mut old) = queues.remove(source) {
                         move_records(
                             old_dir,
-                            &mut recovered.writer,
-                            old,
+                            old_writer,
+                            &mut old,
                             &dir,
                             Some(&mut target.disk),
                             &mut part,
@@ -627,7 +627,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
 fn settle_modes(
     names: Vec<String>,
     memory: &BTreeMap<String, Vec<Vec<u8>>>,
-) -> Vec<(String, Vec<String>)> {
+) -> BTreeMap<String, Vec<String>> {
     let subscribed: std::collections::BTreeSet<String> = names
         .iter()
         .filter_map(|n| match dmq_storage::split_storage_name(n) {
@@ -635,7 +635,7 @@ fn settle_modes(
             (None, _) => None,
         })
         .collect();
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in names {
         let (sub, channel) = dmq_storage::split_storage_name(&name);
         let target = if sub.is_none() && subscribed.contains(channel) && !memory.contains_key(&name)
@@ -645,10 +645,7 @@ fn settle_modes(
         } else {
             name.clone()
         };
-        match out.iter_mut().find(|(t, _)| *t == target) {
-            Some((_, sources)) => sources.push(name),
-            None => out.push((target, vec![name])),
-        }
+        out.entry(target).or_default().push(name);
     }
     out
 }

@@ -1259,7 +1259,10 @@ mod tests {
         let mut q = DiskQueue::default();
         // One record alone may exceed the bound; then nothing more fits.
         w.append(&mut q, &name("a"), &[1; 1500]).expect("append");
-        assert_eq!(w.append(&mut q, &name("a"), &[2; 10]), Err(DiskError::Behind));
+        assert_eq!(
+            w.append(&mut q, &name("a"), &[2; 10]),
+            Err(DiskError::Behind)
+        );
         // Once written, records are taken again.
         files.run(&mut w);
         w.append(&mut q, &name("a"), &[2; 10]).expect("append");
