@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Largest value a Pop reply may announce: the legacy protocol's array limit
+/// (`dmq_proto::legacy::MAX_ARRAY_LEN`), checked before the buffer grows.
+const MAX_VALUE_BYTES: u64 = 10 * 1024 * 1024;
+
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> T {
     args.get(i)
         .and_then(|a| a.parse().ok())
@@ -46,7 +50,14 @@ fn read_reply(stream: &mut TcpStream, pop: bool, scratch: &mut Vec<u8>) -> std::
     if pop && i32::from_le_bytes(status) == 200 {
         let mut len = [0u8; 8];
         stream.read_exact(&mut len)?;
-        scratch.resize(u64::from_le_bytes(len) as usize, 0);
+        let len = u64::from_le_bytes(len);
+        if len > MAX_VALUE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a value of {len} bytes is over the {MAX_VALUE_BYTES}-byte limit"),
+            ));
+        }
+        scratch.resize(len as usize, 0);
         stream.read_exact(scratch)?;
     }
     Ok(())
@@ -130,6 +141,11 @@ fn echo(args: &[String]) {
                     else {
                         break;
                     };
+                    // A request that cannot fit the buffer never completes: drop
+                    // the connection (this also keeps the sums below from overflowing).
+                    if clen > buf.len() {
+                        return;
+                    }
                     let vstart = 12 + clen;
                     let Some(vlen) = rest
                         .get(vstart..vstart + 8)
@@ -137,6 +153,9 @@ fn echo(args: &[String]) {
                     else {
                         break;
                     };
+                    if vlen > buf.len() {
+                        return;
+                    }
                     let total = vstart + 8 + vlen;
                     if rest.len() < total {
                         break;

@@ -188,9 +188,17 @@ impl Shared {
     pub fn add(&self, t: &Tally) {
         self.requests.fetch_add(t.requests, Ordering::Relaxed);
         let before = self.records.fetch_add(t.records, Ordering::Relaxed);
-        self.bytes.fetch_add(t.bytes, Ordering::Relaxed);
-        self.empty.fetch_add(t.empty, Ordering::Relaxed);
-        self.errors.fetch_add(t.errors, Ordering::Relaxed);
+        // Every worker adds here after each burst: skip the usually-zero
+        // counters rather than contend for their cache line for nothing.
+        for (counter, n) in [
+            (&self.bytes, t.bytes),
+            (&self.empty, t.empty),
+            (&self.errors, t.errors),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
         if let Some(target) = self.target_records {
             if before < target && before + t.records >= target {
                 let now = self.since_epoch_ns();
@@ -290,19 +298,62 @@ fn closed(peer: &str) -> Error {
     Error::protocol(peer, "connection closed by the server")
 }
 
+/// An open request/reply connection with its codec, as the loops below drive it.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub input: InBuf,
+    pub encoder: Box<dyn Encoder>,
+    pub decoder: Box<dyn Decoder>,
+    pub peer: String,
+}
+
+/// Takes every whole reply off `input`: notes a refusal's text, removes the
+/// request it answers from `pending` and hands both to `answered`. Returns when
+/// the input holds no whole reply, with room made for the next one.
+fn decode_replies<T>(
+    input: &mut InBuf,
+    decoder: &mut dyn Decoder,
+    pending: &mut VecDeque<(u64, T)>,
+    shared: &Shared,
+    peer: &str,
+    mut answered: impl FnMut(&Reply, T),
+) -> Result<(), Error> {
+    loop {
+        match decoder.decode(input.data())? {
+            Step::Incomplete(needed) => {
+                if let Some(needed) = needed {
+                    input.reserve(needed)?;
+                }
+                return Ok(());
+            }
+            Step::Skip(used) => input.consume(used),
+            Step::Reply { used, seq, reply } => {
+                input.consume(used);
+                if let Reply::Error(text) = &reply {
+                    shared.note_error(text);
+                }
+                answered(&reply, take(pending, seq, peer)?);
+            }
+        }
+    }
+}
+
 /// A closed loop on one connection until the run stops, the budget is spent or
 /// (with `stop_when_drained`) a burst comes back empty.
-#[allow(clippy::too_many_arguments)]
 pub fn closed_loop(
-    stream: &mut TcpStream,
-    input: &mut InBuf,
-    encoder: &dyn Encoder,
-    decoder: &mut dyn Decoder,
+    conn: &mut Conn,
     shared: &Shared,
     opts: &LoopOpts,
     histogram: &mut Histogram<u64>,
-    peer: &str,
 ) -> Result<(), Error> {
+    let Conn {
+        stream,
+        input,
+        encoder,
+        decoder,
+        peer,
+    } = conn;
+    let peer = peer.as_str();
     let mut out = Vec::with_capacity(opts.in_flight * 128);
     let mut pending: VecDeque<(u64, usize)> = VecDeque::with_capacity(opts.in_flight);
     let mut seq = 0u64;
@@ -325,28 +376,20 @@ pub fn closed_loop(
         let mut now = sent;
         let mut last_data = sent;
         loop {
-            loop {
-                match decoder.decode(input.data())? {
-                    Step::Incomplete(needed) => {
-                        if let Some(needed) = needed {
-                            input.reserve(needed)?;
-                        }
-                        break;
+            let measuring = shared.measuring();
+            decode_replies(
+                input,
+                decoder.as_mut(),
+                &mut pending,
+                shared,
+                peer,
+                |reply, bytes| {
+                    tally.reply(reply, bytes);
+                    if measuring {
+                        record(histogram, now - sent);
                     }
-                    Step::Skip(used) => input.consume(used),
-                    Step::Reply { used, seq, reply } => {
-                        input.consume(used);
-                        let bytes = take(&mut pending, seq, peer)?;
-                        tally.reply(&reply, bytes);
-                        if let Reply::Error(text) = &reply {
-                            shared.note_error(text);
-                        }
-                        if shared.measuring() {
-                            record(histogram, now - sent);
-                        }
-                    }
-                }
-            }
+                },
+            )?;
             if pending.is_empty() {
                 break;
             }
@@ -387,18 +430,21 @@ struct Pending {
 
 /// An open loop on one connection at `rate_per_s` requests per second, the first
 /// due at `start`. Returns the reader's histogram.
-#[allow(clippy::too_many_arguments)]
 pub fn open_loop(
-    stream: &mut TcpStream,
-    input: &mut InBuf,
-    encoder: &dyn Encoder,
-    decoder: &mut dyn Decoder,
+    conn: &mut Conn,
     shared: &Shared,
     opts: &LoopOpts,
     rate_per_s: f64,
     start: Instant,
-    peer: &str,
 ) -> (Histogram<u64>, Result<(), Error>) {
+    let Conn {
+        stream,
+        input,
+        encoder,
+        decoder,
+        peer,
+    } = conn;
+    let peer = peer.as_str();
     let mut reader_stream = match stream.try_clone() {
         Ok(s) => s,
         Err(e) => return (new_histogram(), Err(Error::io("clone socket", e))),
@@ -423,33 +469,25 @@ pub fn open_loop(
                         }
                         Ok(_) => {
                             let now = Instant::now();
+                            let measuring = shared.measuring();
                             let mut tally = Tally::default();
                             let mut pending = lock();
-                            loop {
-                                match decoder.decode(input.data())? {
-                                    Step::Incomplete(needed) => {
-                                        if let Some(needed) = needed {
-                                            input.reserve(needed)?;
-                                        }
-                                        break;
+                            decode_replies(
+                                input,
+                                decoder.as_mut(),
+                                &mut pending,
+                                shared,
+                                peer,
+                                |reply, request: Pending| {
+                                    tally.reply(reply, request.bytes);
+                                    if measuring {
+                                        record(
+                                            &mut histogram,
+                                            now.saturating_duration_since(request.intended),
+                                        );
                                     }
-                                    Step::Skip(used) => input.consume(used),
-                                    Step::Reply { used, seq, reply } => {
-                                        input.consume(used);
-                                        let request = take(&mut pending, seq, peer)?;
-                                        tally.reply(&reply, request.bytes);
-                                        if let Reply::Error(text) = &reply {
-                                            shared.note_error(text);
-                                        }
-                                        if shared.measuring() {
-                                            record(
-                                                &mut histogram,
-                                                now.saturating_duration_since(request.intended),
-                                            );
-                                        }
-                                    }
-                                }
-                            }
+                                },
+                            )?;
                             drop(pending);
                             room.notify_all();
                             shared.add(&tally);

@@ -67,11 +67,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             for addr in &addrs {
                 match args.target {
-                    dmq_bench::cli::Target::Redis => {
-                        stream::remove_redis(addr, &channels, timeout)?
-                    }
-                    dmq_bench::cli::Target::Dmq => stream::remove_legacy(addr, &channels, timeout)?,
-                    dmq_bench::cli::Target::Echo => {}
+                    Target::Redis => stream::remove_redis(addr, &channels, timeout)?,
+                    Target::Dmq => stream::remove_legacy(addr, &channels, timeout)?,
+                    Target::Echo => {}
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -15,7 +15,6 @@
 //! a progress line on stderr at most four times a second (on a terminal only).
 
 use std::io::{IsTerminal, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ScopedJoinHandle;
@@ -28,7 +27,7 @@ use crate::codec::legacy::{LegacyDecoder, LegacyEncoder};
 use crate::codec::neo::{handshake, NeoDecoder, NeoEncoder};
 use crate::codec::redis::{RedisDecoder, RedisEncoder};
 use crate::codec::{channel_names, connect, Decoder, Encoder, InBuf, Mix, Route};
-use crate::driver::{closed_loop, open_loop, LoopOpts, Shared, Tally};
+use crate::driver::{closed_loop, open_loop, Conn, LoopOpts, Shared, Tally};
 use crate::latency::{merge, new_histogram, spectrum, LatencySummary};
 use crate::procfs;
 use crate::report::{group, Report, ServerStats, TimelinePoint};
@@ -85,15 +84,6 @@ fn shape(plan: &Plan) -> Shape {
         (Workload::Fanout, _) => Shape::Fanout,
         _ => Shape::RequestReply,
     }
-}
-
-/// An open request/reply connection with its codec.
-struct Conn {
-    stream: TcpStream,
-    input: InBuf,
-    encoder: Box<dyn Encoder>,
-    decoder: Box<dyn Decoder>,
-    peer: String,
 }
 
 /// Connects request/reply connection `i` with the route and mix given.
@@ -178,31 +168,13 @@ fn request_reply_worker(
     let result = open_request_reply(plan, i, route, mix, stamp).and_then(|mut conn| {
         shared.wait_for_start();
         match plan.rate {
-            None => closed_loop(
-                &mut conn.stream,
-                &mut conn.input,
-                conn.encoder.as_ref(),
-                conn.decoder.as_mut(),
-                shared,
-                &opts,
-                &mut histogram,
-                &conn.peer,
-            ),
+            None => closed_loop(&mut conn, shared, &opts, &mut histogram),
             Some(rate) => {
                 let per_conn = rate / plan.connections as f64;
                 // Stagger the connections' schedules over one interval.
                 let phase = Duration::from_secs_f64(i as f64 / plan.connections as f64 / per_conn);
-                let (h, result) = open_loop(
-                    &mut conn.stream,
-                    &mut conn.input,
-                    conn.encoder.as_ref(),
-                    conn.decoder.as_mut(),
-                    shared,
-                    &opts,
-                    per_conn,
-                    Instant::now() + phase,
-                    &conn.peer,
-                );
+                let (h, result) =
+                    open_loop(&mut conn, shared, &opts, per_conn, Instant::now() + phase);
                 histogram = h;
                 result
             }
@@ -213,13 +185,6 @@ fn request_reply_worker(
         histogram,
         error: result.err(),
     }
-}
-
-/// Server-side figures from before the window.
-struct ServerProbe {
-    pids: Vec<u32>,
-    rss_start_bytes: u64,
-    rss_idle_bytes: Option<u64>,
 }
 
 fn sum_rss(pids: &[u32]) -> Result<(u64, u64), Error> {
@@ -606,11 +571,6 @@ pub fn run(plan: &Plan) -> Result<Report, Error> {
     } else {
         None
     };
-    let probe = ServerProbe {
-        pids: plan.server_pids.clone(),
-        rss_start_bytes,
-        rss_idle_bytes,
-    };
 
     // 3. Workers and measurement.
     let budget = match (shape, count) {
@@ -835,19 +795,19 @@ pub fn run(plan: &Plan) -> Result<Report, Error> {
         }
     };
     let totals = window.totals;
-    let server = (!probe.pids.is_empty()).then(|| {
+    let server = (!plan.server_pids.is_empty()).then(|| {
         let cpu_s = window
             .cpu_ticks
             .map(|t| t as f64 / procfs::ticks_per_s() as f64)
             .unwrap_or(0.0);
         let (rss_end, peak) = window.rss_end.unwrap_or((0, 0));
         ServerStats {
-            pids: probe.pids.clone(),
+            pids: plan.server_pids.clone(),
             cpu_s,
             cpu_us_per_record: (totals.records > 0 && window.cpu_ticks.is_some())
                 .then(|| cpu_s * 1e6 / totals.records as f64),
-            rss_start_bytes: probe.rss_start_bytes,
-            rss_idle_bytes: probe.rss_idle_bytes,
+            rss_start_bytes,
+            rss_idle_bytes,
             rss_end_bytes: rss_end,
             rss_peak_bytes: peak,
         }

@@ -29,19 +29,6 @@ impl SizeDist {
             SizeDist::Uniform { min, .. } => min,
         }
     }
-
-    /// The largest record.
-    pub fn max_bytes(&self) -> usize {
-        match *self {
-            SizeDist::Fixed(n) => n,
-            SizeDist::Uniform { max, .. } => max,
-        }
-    }
-
-    /// The mean record size.
-    pub fn mean_bytes(&self) -> f64 {
-        (self.min_bytes() + self.max_bytes()) as f64 / 2.0
-    }
 }
 
 impl fmt::Display for SizeDist {
@@ -144,16 +131,6 @@ impl ValuePool {
     pub fn get(&self, seq: u64) -> &[u8] {
         &self.values[(seq % self.values.len() as u64) as usize]
     }
-
-    /// How many distinct values the pool holds.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Never true: a pool has at least one value.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -185,7 +162,7 @@ mod tests {
         }
         let dist: SizeDist = "uniform:100:1000".parse().expect("dist");
         assert_eq!(dist.to_string(), "uniform:100:1000");
-        assert_eq!(dist.mean_bytes(), 550.0);
+        assert_eq!(dist.min_bytes(), 100);
     }
 
     #[test]
@@ -197,14 +174,15 @@ mod tests {
             },
             7,
         );
-        assert_eq!(pool.len(), UNIFORM_POOL_LEN);
-        let sizes: Vec<usize> = (0..pool.len() as u64).map(|i| pool.get(i).len()).collect();
+        let pool_len = pool.values.len();
+        assert_eq!(pool_len, UNIFORM_POOL_LEN);
+        let sizes: Vec<usize> = (0..pool_len as u64).map(|i| pool.get(i).len()).collect();
         assert!(sizes.iter().all(|&s| (100..=1000).contains(&s)));
         let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
         assert!((mean - 550.0).abs() < 40.0, "mean {mean}");
         // Cycled by request number.
-        assert_eq!(pool.get(3).len(), pool.get(3 + pool.len() as u64).len());
+        assert_eq!(pool.get(3).len(), pool.get(3 + pool_len as u64).len());
         let fixed = ValuePool::new(SizeDist::Fixed(100), 1);
-        assert_eq!((fixed.len(), fixed.get(12345).len()), (1, 100));
+        assert_eq!((fixed.values.len(), fixed.get(12345).len()), (1, 100));
     }
 }

@@ -81,6 +81,24 @@ fn read_status(
     }
 }
 
+/// Reads a legacy status like [`read_status`] and fails unless it is 200; `what`
+/// names the request in the error.
+fn read_ok(
+    stream: &mut TcpStream,
+    input: &mut InBuf,
+    deadline: Instant,
+    peer: &str,
+    what: impl std::fmt::Display,
+) -> Result<(), Error> {
+    match read_status(stream, input, deadline, peer)? {
+        STATUS_OK => Ok(()),
+        status => Err(Error::protocol(
+            peer,
+            format!("{what} answered status {status}"),
+        )),
+    }
+}
+
 /// Where one Produce connection writes.
 #[derive(Debug, Clone)]
 pub struct ProduceSpec {
@@ -236,18 +254,13 @@ pub fn legacy_consume(spec: &ConsumeSpec, shared: &Shared) -> Result<(), Error> 
     }
     .encode(&mut out);
     write(&mut stream, &out, peer)?;
-    let status = read_status(
+    read_ok(
         &mut stream,
         &mut input,
         Instant::now() + spec.connect_timeout.max(Duration::from_secs(10)),
         peer,
+        "Consume",
     )?;
-    if status != STATUS_OK {
-        return Err(Error::protocol(
-            peer,
-            format!("Consume answered status {status}"),
-        ));
-    }
     let mut last_record = Instant::now();
     loop {
         let mut tally = Tally::default();
@@ -464,14 +477,15 @@ pub fn prefill_legacy(
     Request::GetNumConnections.encode(&mut out);
     write(&mut stream, &out, addr)?;
     let mut input = InBuf::new();
-    for _ in channels {
-        let status = read_status(&mut stream, &mut input, Instant::now() + timeout, addr)?;
-        if status != STATUS_OK {
-            return Err(Error::protocol(
-                addr,
-                format!("Produce answered status {status}"),
-            ));
-        }
+    for channel in channels {
+        let deadline = Instant::now() + timeout;
+        read_ok(
+            &mut stream,
+            &mut input,
+            deadline,
+            addr,
+            format_args!("Produce {channel}"),
+        )?;
     }
     match read_status(&mut stream, &mut input, Instant::now() + timeout, addr)? {
         STATUS_NOT_SUPPORTED => Ok(()),
@@ -563,13 +577,14 @@ pub fn remove_legacy(addr: &str, channels: &[String], timeout: Duration) -> Resu
     write(&mut stream, &out, addr)?;
     let mut input = InBuf::new();
     for channel in channels {
-        let status = read_status(&mut stream, &mut input, Instant::now() + timeout, addr)?;
-        if status != STATUS_OK {
-            return Err(Error::protocol(
-                addr,
-                format!("RemoveChannel {channel} answered status {status}"),
-            ));
-        }
+        let deadline = Instant::now() + timeout;
+        read_ok(
+            &mut stream,
+            &mut input,
+            deadline,
+            addr,
+            format_args!("RemoveChannel {channel}"),
+        )?;
     }
     Ok(())
 }

@@ -4,13 +4,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
-use common::{bench, run_report};
+use common::{bench, run_report, KillOnDrop};
 
 /// `dmq-bench echo-server` on a free port, killed on drop.
 struct Echo {
-    child: Child,
+    child: KillOnDrop,
     addr: String,
 }
 
@@ -22,6 +22,7 @@ impl Echo {
             .spawn()
             .expect("spawn echo-server");
         let stdout = child.stdout.take().expect("stdout");
+        let child = KillOnDrop(child);
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
@@ -35,67 +36,29 @@ impl Echo {
     }
 }
 
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn push_ping_produce_and_pop_against_the_echo_target() {
     let echo = Echo::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = echo.addr.as_str();
+    let echo_args = format!("--target echo --addr {}", echo.addr);
     let push = run_report(
         dir.path(),
         "push",
-        &[
-            "push",
-            "--target",
-            "echo",
-            "--addr",
-            a,
-            "--connections",
-            "3",
-            "--in-flight",
-            "16",
-            "--count",
-            "10000",
-            "--server-pid",
-            &echo.child.id().to_string(),
-        ],
+        &format!(
+            "push {echo_args} --connections 3 --in-flight 16 --count 10000 --server-pid {}",
+            echo.child.id()
+        ),
     );
     assert_eq!((push.records, push.bytes), (10_000, 1_000_000));
     assert!(push.server.is_some());
-    let ping = run_report(
-        dir.path(),
-        "ping",
-        &["ping", "--target", "echo", "--addr", a, "--count", "500"],
-    );
+    let ping = run_report(dir.path(), "ping", &format!("ping {echo_args} --count 500"));
     assert_eq!(ping.records, 500);
     let produce = run_report(
         dir.path(),
         "produce",
-        &[
-            "produce",
-            "--target",
-            "echo",
-            "--addr",
-            a,
-            "--connections",
-            "2",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.1",
-        ],
+        &format!("produce {echo_args} --connections 2 --duration 0.5 --warmup 0.1"),
     );
     assert!(produce.records > 0 && produce.mb_per_s > 0.0);
-    let pop = run_report(
-        dir.path(),
-        "pop",
-        &["pop", "--target", "echo", "--addr", a, "--count", "10"],
-    );
+    let pop = run_report(dir.path(), "pop", &format!("pop {echo_args} --count 10"));
     assert_eq!((pop.records, pop.empty_count), (0, 1));
 }

@@ -11,25 +11,12 @@ fn legacy_push_then_pop_moves_every_record() {
     let node = Node::start_with(&["server.channel_size_limit=67108864".into()]);
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
-    let pid = node.pid().expect("pid").to_string();
+    let pid = node.pid().expect("pid");
+    let load = format!("--addr {addr} --connections 4 --in-flight 8 --count 20000");
     let push = run_report(
         dir.path(),
         "push",
-        &[
-            "push",
-            "--addr",
-            &addr,
-            "--connections",
-            "4",
-            "--in-flight",
-            "8",
-            "--count",
-            "20000",
-            "--size",
-            "100",
-            "--server-pid",
-            &pid,
-        ],
+        &format!("push {load} --size 100 --server-pid {pid}"),
     );
     assert_eq!((push.records, push.bytes), (20_000, 2_000_000));
     assert_eq!((push.error_count, push.empty_count), (0, 0));
@@ -39,27 +26,13 @@ fn legacy_push_then_pop_moves_every_record() {
     let server = push.server.as_ref().expect("server stats");
     assert!(server.rss_end_bytes > 0 && server.cpu_us_per_record.is_some());
 
-    let pop = run_report(
-        dir.path(),
-        "pop",
-        &[
-            "pop",
-            "--addr",
-            &addr,
-            "--connections",
-            "4",
-            "--in-flight",
-            "8",
-            "--count",
-            "20000",
-        ],
-    );
+    let pop = run_report(dir.path(), "pop", &format!("pop {load}"));
     assert_eq!((pop.records, pop.bytes), (20_000, 2_000_000));
     // Drained: one more pop on each channel finds nothing.
     let empty = run_report(
         dir.path(),
         "empty",
-        &["pop", "--addr", &addr, "--connections", "4", "--count", "1"],
+        &format!("pop --addr {addr} --connections 4 --count 1"),
     );
     assert_eq!(empty.records, 0);
     assert_eq!(empty.empty_count, 4);
@@ -71,48 +44,17 @@ fn neo_push_then_pop_and_open_loop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let neo = local(node.neo_port());
+    let load = format!(
+        "--addr {addr} --neo-addr {neo} --connections 2 --in-flight 16 --count 5000 --channels 3"
+    );
     let push = run_report(
         dir.path(),
         "neo-push",
-        &[
-            "neo-push",
-            "--addr",
-            &addr,
-            "--neo-addr",
-            &neo,
-            "--connections",
-            "2",
-            "--in-flight",
-            "16",
-            "--count",
-            "5000",
-            "--size-dist",
-            "uniform:10:200",
-            "--channels",
-            "3",
-        ],
+        &format!("neo-push {load} --size-dist uniform:10:200"),
     );
     assert_eq!(push.records, 5000);
     assert!(push.bytes >= 5000 * 10 && push.bytes <= 5000 * 200);
-    let pop = run_report(
-        dir.path(),
-        "neo-pop",
-        &[
-            "neo-pop",
-            "--addr",
-            &addr,
-            "--neo-addr",
-            &neo,
-            "--connections",
-            "2",
-            "--in-flight",
-            "16",
-            "--count",
-            "5000",
-            "--channels",
-            "3",
-        ],
-    );
+    let pop = run_report(dir.path(), "neo-pop", &format!("neo-pop {load}"));
     assert_eq!((pop.records, pop.bytes), (5000, push.bytes));
 
     // Open loop: 2000 requests at 4000/s take about half a second and are all
@@ -120,19 +62,7 @@ fn neo_push_then_pop_and_open_loop() {
     let open = run_report(
         dir.path(),
         "open",
-        &[
-            "push-pop",
-            "--addr",
-            &addr,
-            "--connections",
-            "2",
-            "--in-flight",
-            "32",
-            "--rate",
-            "4000",
-            "--count",
-            "2000",
-        ],
+        &format!("push-pop --addr {addr} --connections 2 --in-flight 32 --rate 4000 --count 2000"),
     );
     assert_eq!(open.loop_kind, "open");
     assert_eq!(open.requests, 2000);
@@ -153,15 +83,7 @@ fn duration_runs_report_a_timeline_and_ping_round_trips() {
     let ping = run_report(
         dir.path(),
         "ping",
-        &[
-            "ping",
-            "--addr",
-            &addr,
-            "--duration",
-            "1.2",
-            "--warmup",
-            "0.2",
-        ],
+        &format!("ping --addr {addr} --duration 1.2 --warmup 0.2"),
     );
     assert!(ping.records > 0 && ping.error_count == 0);
     assert_eq!(ping.bytes, 0);

@@ -16,19 +16,9 @@ fn produce_is_confirmed_and_consume_takes_the_prefill() {
     let produce = run_report(
         dir.path(),
         "produce",
-        &[
-            "produce",
-            "--addr",
-            &addr,
-            "--connections",
-            "3",
-            "--channels",
-            "8",
-            "--produce-run",
-            "100",
-            "--count",
-            "10000",
-        ],
+        &format!(
+            "produce --addr {addr} --connections 3 --channels 8 --produce-run 100 --count 10000"
+        ),
     );
     assert_eq!((produce.records, produce.bytes), (10_000, 1_000_000));
     assert!(produce.latency.is_none());
@@ -36,32 +26,14 @@ fn produce_is_confirmed_and_consume_takes_the_prefill() {
     let pop = run_report(
         dir.path(),
         "pop",
-        &[
-            "pop",
-            "--addr",
-            &addr,
-            "--connections",
-            "8",
-            "--in-flight",
-            "16",
-            "--count",
-            "20000",
-        ],
+        &format!("pop --addr {addr} --connections 8 --in-flight 16 --count 20000"),
     );
     assert_eq!(pop.records, 10_000);
 
     let consume = run_report(
         dir.path(),
         "consume",
-        &[
-            "consume",
-            "--addr",
-            &addr,
-            "--connections",
-            "2",
-            "--count",
-            "30000",
-        ],
+        &format!("consume --addr {addr} --connections 2 --count 30000"),
     );
     assert_eq!((consume.records, consume.bytes), (30_000, 3_000_000));
     assert!(consume.extra.contains_key("prefill_s"));
@@ -70,17 +42,7 @@ fn produce_is_confirmed_and_consume_takes_the_prefill() {
     let neo_consume = run_report(
         dir.path(),
         "neo-consume",
-        &[
-            "neo-consume",
-            "--addr",
-            &addr,
-            "--neo-addr",
-            &neo,
-            "--connections",
-            "2",
-            "--count",
-            "30000",
-        ],
+        &format!("neo-consume --addr {addr} --neo-addr {neo} --connections 2 --count 30000"),
     );
     assert_eq!(neo_consume.records, 30_000);
 }
@@ -98,21 +60,10 @@ fn fanout_delivers_every_record_to_every_subscriber() {
     let fanout = run_report(
         dir.path(),
         "fanout",
-        &[
-            "fanout",
-            "--addr",
-            &addr,
-            "--neo-addr",
-            &neo,
-            "--connections",
-            "2",
-            "--in-flight",
-            "8",
-            "--subscribers",
-            "3",
-            "--count",
-            "3000",
-        ],
+        &format!(
+            "fanout --addr {addr} --neo-addr {neo} --connections 2 --in-flight 8 \
+             --subscribers 3 --count 3000"
+        ),
     );
     assert_eq!(fanout.extra.get("pushed_records"), Some(&3000.0));
     assert_eq!(fanout.records, 9000);

@@ -9,13 +9,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{local, run, run_report};
+use common::{local, run, run_report, KillOnDrop};
 
 struct Redis {
-    child: Child,
+    child: KillOnDrop,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -33,6 +33,7 @@ impl Redis {
             .spawn()
             .expect("spawn redis-server");
         let stdout = child.stdout.take().expect("stdout");
+        let child = KillOnDrop(child);
         std::thread::spawn(move || {
             // Drain the log so the server never blocks on it.
             for _ in BufReader::new(stdout).lines() {}
@@ -62,13 +63,6 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn redis_push_pop_consume_and_ping() {
     if std::env::var("DMQ_BENCH_REDIS").as_deref() != Ok("1") {
@@ -84,72 +78,29 @@ fn redis_push_pop_consume_and_ping() {
     );
     let redis = Redis::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let addr = local(redis.port);
-    let pid = redis.child.id().to_string();
-    let redis_args = ["--target", "redis", "--addr", addr.as_str()];
-    let with = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = extra[..1].iter().map(|s| s.to_string()).collect();
-        v.extend(redis_args.iter().map(|s| s.to_string()));
-        v.extend(extra[1..].iter().map(|s| s.to_string()));
-        v
-    };
-    let report = |name: &str, args: Vec<String>| {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_report(dir.path(), name, &refs)
-    };
-    let mut push_args = with(&[
+    let report = |name: &str, line: String| run_report(dir.path(), name, &line);
+    let target = format!("--target redis --addr {}", local(redis.port));
+    let move_all = format!("{target} --connections 4 --in-flight 16 --count 20000");
+    let push = report(
         "push",
-        "--connections",
-        "4",
-        "--in-flight",
-        "16",
-        "--count",
-        "20000",
-    ]);
-    push_args.extend(["--server-pid".to_string(), pid]);
-    let push = report("push", push_args);
+        format!("push {move_all} --server-pid {}", redis.child.id()),
+    );
     assert_eq!((push.records, push.bytes), (20_000, 2_000_000));
     assert!(push.server.as_ref().is_some_and(|s| s.rss_end_bytes > 0));
-    let pop = report(
-        "pop",
-        with(&[
-            "pop",
-            "--connections",
-            "4",
-            "--in-flight",
-            "16",
-            "--count",
-            "20000",
-        ]),
-    );
+    let pop = report("pop", format!("pop {move_all}"));
     assert_eq!((pop.records, pop.bytes), (20_000, 2_000_000));
     let consume = report(
         "consume",
-        with(&[
-            "consume",
-            "--connections",
-            "2",
-            "--in-flight",
-            "1000",
-            "--count",
-            "50000",
-        ]),
+        format!("consume {target} --connections 2 --in-flight 1000 --count 50000"),
     );
     assert_eq!(consume.records, 50_000);
     let blocking = report(
         "brpop",
-        with(&[
-            "consume",
-            "--connections",
-            "2",
-            "--in-flight",
-            "10",
-            "--count",
-            "5000",
-            "--redis-blocking-pop",
-        ]),
+        format!(
+            "consume {target} --connections 2 --in-flight 10 --count 5000 --redis-blocking-pop"
+        ),
     );
     assert_eq!(blocking.records, 5000);
-    let ping = report("ping", with(&["ping", "--count", "100"]));
+    let ping = report("ping", format!("ping {target} --count 100"));
     assert_eq!(ping.records, 100);
 }

@@ -7,6 +7,7 @@
 //! form, when asked), `PING`. `LPUSH` + `RPOP` make each list a FIFO queue, as a dmq
 //! channel is (`BLPOP` would take from the end `LPUSH` pushes to, a stack).
 
+use std::io::Write;
 use std::sync::Arc;
 
 use super::{Decoder, Encoder, Mix, Op, Reply, Route, Step};
@@ -128,15 +129,13 @@ fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Resp<'_>, us
     Ok(Some((value, next)))
 }
 
-/// Appends a command: an array of bulk strings.
+/// Appends a command: an array of bulk strings. Runs once per request, so the
+/// lengths are formatted straight into `out`, not through a `String` each.
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.push(b'*');
-    out.extend_from_slice(args.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "*{}\r\n", args.len());
     for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(arg.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "${}\r\n", arg.len());
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }

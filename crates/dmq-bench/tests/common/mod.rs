@@ -1,9 +1,9 @@
 //! Helpers shared by the harness's tests: run the `dmq-bench` binary and read
-//! its JSON report.
+//! its JSON report, and stop the servers the tests start.
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use dmq_bench::report::Report;
 
@@ -19,12 +19,14 @@ pub fn run(args: &[&str]) -> Output {
     bench().args(args).output().expect("run dmq-bench")
 }
 
-/// Runs `dmq-bench ARGS --json FILE --no-progress` in `dir`, asserts that it
-/// succeeded, and returns the report.
-pub fn run_report(dir: &Path, name: &str, args: &[&str]) -> Report {
+/// Runs `dmq-bench LINE --json FILE --no-progress` (LINE split at whitespace:
+/// no argument of these tests holds a space) with the report in `dir`, asserts
+/// that it succeeded, and returns the report.
+pub fn run_report(dir: &Path, name: &str, line: &str) -> Report {
+    let args: Vec<&str> = line.split_whitespace().collect();
     let path = dir.join(format!("{name}.json"));
     let output = bench()
-        .args(args)
+        .args(&args)
         .args(["--no-progress", "--json"])
         .arg(&path)
         .output()
@@ -45,4 +47,21 @@ pub fn run_report(dir: &Path, name: &str, args: &[&str]) -> Report {
 /// `127.0.0.1:PORT`.
 pub fn local(port: u16) -> String {
     format!("127.0.0.1:{port}")
+}
+
+/// A server process the test started, killed through its own handle (so by its
+/// PID) and reaped when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
