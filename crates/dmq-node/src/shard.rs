@@ -495,7 +495,7 @@ impl Shard {
         };
         let spilled = ch
             .unsubscribed_storage_mut()
-            .is_some_and(|s| !s.disk().is_empty());
+            .is_some_and(|s| !s.disk().is_empty() || s.memory_len() > s.ring().len());
         let result = match ch.pop() {
             Ok(Some(value)) => {
                 self.counters.popped_records += 1;
@@ -506,12 +506,14 @@ impl Shard {
             Err(PopError::Subscribed) => take(Err(PopRefused::Subscribed)),
         };
         if spilled {
-            let id = self
+            let storage = self
                 .channels
                 .get_mut(channel)
-                .and_then(|ch| ch.unsubscribed_storage_mut())
-                .filter(|s| s.wants_refill())
-                .map(|s| s.disk().id());
+                .and_then(|ch| ch.unsubscribed_storage_mut());
+            let id = storage.and_then(|s| {
+                s.release_lent();
+                s.wants_refill().then(|| s.disk().id())
+            });
             if let Some(id) = id {
                 self.schedule_refill(channel, id);
             }
@@ -548,7 +550,7 @@ impl Shard {
         let had_disk = self
             .channels
             .get(channel)
-            .is_some_and(|ch| ch.storages().any(|(_, s)| !s.disk().is_empty()));
+            .is_some_and(|ch| ch.storage_values().any(|s| !s.disk().is_empty()));
         if self.channels.remove(channel, &mut self.disk).is_some() {
             tracing::info!(channel, "channel removed");
         }
@@ -691,7 +693,7 @@ impl Shard {
         let Some(storage) = self
             .channels
             .get(channel)
-            .and_then(|ch| ch.storages().map(|(_, s)| s).find(|s| s.disk().id() == id))
+            .and_then(|ch| ch.storage_by_disk_id(id))
         else {
             return RefillStep::Done;
         };

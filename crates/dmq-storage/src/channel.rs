@@ -239,6 +239,14 @@ impl Channel {
     }
 
     /// The storage whose disk part has overflow channel id `id`.
+    pub fn storage_by_disk_id(&self, id: u32) -> Option<&Storage> {
+        if id == 0 {
+            return None;
+        }
+        self.storage_values().find(|s| s.disk().id() == id)
+    }
+
+    /// The storage whose disk part has overflow channel id `id`, mutable.
     pub fn storage_by_disk_id_mut(&mut self, id: u32) -> Option<&mut Storage> {
         if id == 0 {
             return None;
@@ -258,7 +266,8 @@ impl Channel {
         }
     }
 
-    fn storage_values(&self) -> impl Iterator<Item = &Storage> {
+    /// Every storage, without building its name, in no particular order.
+    pub fn storage_values(&self) -> impl Iterator<Item = &Storage> {
         let single = match &self.mode {
             Mode::Unsubscribed(storage) => Some(storage),
             Mode::Subscribed(_) => None,

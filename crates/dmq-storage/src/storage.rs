@@ -87,7 +87,8 @@ pub struct Storage {
     disk: DiskQueue,
     /// An overflow record the ring is too small to hold; older than the ring.
     front: Option<Vec<u8>>,
-    /// The last record popped from `front`, lent out by [`Storage::pop`].
+    /// The last record popped from `front`, lent out by [`Storage::pop`]
+    /// until [`Storage::release_lent`].
     lent: Vec<u8>,
     pushed_records: u64,
     pushed_bytes: u64,
@@ -212,6 +213,13 @@ impl Storage {
         Some(payload)
     }
 
+    /// Frees the record the last [`pop`](Storage::pop) lent from the slot in
+    /// front of the ring, once the caller is done with it (it could be
+    /// large, and the storage may stay idle for long).
+    pub fn release_lent(&mut self) {
+        self.lent = Vec::new();
+    }
+
     /// Payload length of the record the next [`pop`](Storage::pop) returns.
     pub fn front_len(&self) -> Option<usize> {
         match &self.front {
@@ -296,6 +304,7 @@ impl Storage {
             records += 1;
             payload_bytes += len;
         }
+        self.release_lent();
         (records, payload_bytes)
     }
 
