@@ -13,6 +13,8 @@
 //!   HMAC authentication (`neo/frame.rs`, `neo/auth.rs`), the request id, command and
 //!   SupportedStatus shared by all requests (`neo/request.rs`), and one file per request
 //!   (`neo/push.rs`, `neo/pop.rs`, `neo/consume.rs`).
+//! - `test_rng.rs` (tests only): the xorshift generator shared by the property-style
+//!   unit tests of both protocols.
 //!
 //! Decoding is done in two steps, as in mini-redis: [`legacy::check`] tells whether a
 //! whole request is at the start of a buffer without allocating, and [`legacy::parse`]
@@ -23,3 +25,5 @@
 
 pub mod legacy;
 pub mod neo;
+#[cfg(test)]
+mod test_rng;

@@ -15,19 +15,13 @@ pub(super) fn encode(out: &mut Vec<u8>, channels: ChannelList<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::assert_round_trip;
+    use super::super::test_util::{assert_round_trip, list_bytes};
     use super::super::{check, encode_array, encode_channel_list, MAX_LIST_BYTES};
     use super::*;
 
-    fn list(channels: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_channel_list(&mut out, channels.iter().copied());
-        out
-    }
-
     #[test]
     fn wire_bytes() {
-        let encoded = list(&[b"ch"]);
+        let encoded = list_bytes(&[b"ch"]);
         let (channels, _) = ChannelList::parse(&encoded).expect("list");
         let bytes = assert_round_trip(&Request::ProduceMulti { channels });
         #[rustfmt::skip]
@@ -43,7 +37,7 @@ mod tests {
     fn round_trips_and_every_truncation_is_incomplete() {
         let cases: [&[&[u8]]; 4] = [&[], &[b"a"], &[b"a", b"b", b"a"], &[&[7; 64], b"z"]];
         for names in cases {
-            let encoded = list(names);
+            let encoded = list_bytes(names);
             let (channels, _) = ChannelList::parse(&encoded).expect("list");
             assert_eq!(channels.len(), names.len());
             assert_round_trip(&Request::ProduceMulti { channels });

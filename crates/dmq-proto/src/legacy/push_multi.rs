@@ -17,19 +17,13 @@ pub(super) fn encode(out: &mut Vec<u8>, channels: ChannelList<'_>, value: &[u8])
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::assert_round_trip;
-    use super::super::{check, encode_channel_list, MAX_LIST_BYTES};
+    use super::super::test_util::{assert_round_trip, list_bytes};
+    use super::super::{check, MAX_LIST_BYTES};
     use super::*;
-
-    fn list(channels: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_channel_list(&mut out, channels.iter().copied());
-        out
-    }
 
     #[test]
     fn wire_bytes() {
-        let encoded = list(&[b"a", b"bc"]);
+        let encoded = list_bytes(&[b"a", b"bc"]);
         let (channels, _) = ChannelList::parse(&encoded).expect("list");
         let bytes = assert_round_trip(&Request::PushMulti {
             channels,
@@ -56,7 +50,7 @@ mod tests {
             (&[b"x.y", b"sub@ch", &[0; 40]], &[1; 100]),
         ];
         for (names, value) in cases {
-            let encoded = list(names);
+            let encoded = list_bytes(names);
             let (channels, _) = ChannelList::parse(&encoded).expect("list");
             assert_eq!(channels.iter().collect::<Vec<_>>(), names);
             assert_round_trip(&Request::PushMulti { channels, value });

@@ -1,35 +1,11 @@
 //! Helpers shared by the unit tests of the legacy decoders.
 
-use super::wire::encode_array;
+use super::wire::{encode_array, encode_channel_list};
 use super::{check, parse, DecodeError, Request, MAX_ARRAY_LEN, MAX_LIST_BYTES};
 
-/// A tiny deterministic generator (xorshift64) for property-style tests, so that no
-/// extra crate is needed and failures replay from the seed.
-pub(super) struct XorShift(u64);
+pub(super) use crate::test_rng::XorShift;
 
 impl XorShift {
-    pub(super) fn new(seed: u64) -> Self {
-        XorShift(seed.max(1))
-    }
-
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub(super) fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    fn bytes(&mut self, max_len: u64) -> Vec<u8> {
-        let len = self.below(max_len + 1);
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
     /// Up to `max_pieces` random pieces that look like legacy traffic often enough to
     /// reach deep into the decoders: command codes, short arrays, terminators, limit
     /// edges and plain noise.
@@ -65,6 +41,13 @@ impl XorShift {
         }
         out
     }
+}
+
+/// The wire form of a channel list holding `channels`, terminator included.
+pub(super) fn list_bytes(channels: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_channel_list(&mut out, channels.iter().copied());
+    out
 }
 
 /// Checks a framing decoder (`decode(prefix) -> used`) on every prefix of `buf`:

@@ -264,13 +264,7 @@ pub fn encode_channel_list<'c>(out: &mut Vec<u8>, channels: impl IntoIterator<It
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::legacy::test_util::{assert_prefix_consistency, XorShift};
-
-    fn list_bytes(channels: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_channel_list(&mut out, channels.iter().copied());
-        out
-    }
+    use crate::legacy::test_util::{assert_prefix_consistency, list_bytes, XorShift};
 
     #[test]
     fn array_encoding_is_length_then_bytes() {

@@ -4,33 +4,9 @@ use super::frame::{encode_header, parse_message, MessageType, HEADER_LEN};
 use super::request::split_request_body;
 use super::wire::encode_array;
 
-/// A tiny deterministic generator (xorshift64) for property-style tests, so that no
-/// extra crate is needed and failures replay from the seed.
-pub(super) struct XorShift(u64);
+pub(super) use crate::test_rng::XorShift;
 
 impl XorShift {
-    pub(super) fn new(seed: u64) -> Self {
-        XorShift(seed.max(1))
-    }
-
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub(super) fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    pub(super) fn bytes(&mut self, max_len: u64) -> Vec<u8> {
-        let len = self.below(max_len + 1);
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
     /// Random bytes that look like neo traffic often enough to reach deep into the
     /// decoders: valid headers, request ids, command and status bytes, short arrays,
     /// limit edges and plain noise.
