@@ -199,7 +199,7 @@ fn stats_reply(ctx: &ShardContext, shards: &[ShardSnapshot]) -> String {
         ("overflow_refused", sum(&|s| s.counters.refused_disk)),
         (
             "overflow_written_records",
-            sum(&|s| s.counters.spilled_records),
+            sum(&|s| s.overflow.written_records),
         ),
         (
             "overflow_read_records",

@@ -92,9 +92,6 @@ pub struct ShardCounters {
     pub popped_bytes: u64,
     /// Pushes the overflow could not take (limit, disk full, I/O error).
     pub refused_disk: u64,
-    /// Records written to the disk overflow, one per storage (filled in by
-    /// [`Shard::snapshot`] from the overflow's own count).
-    pub spilled_records: u64,
     /// Records read back from the disk overflow.
     pub refilled_records: u64,
     /// Overflow writes or reads that failed.
@@ -129,6 +126,8 @@ pub struct StorageInfo {
 /// The shard's disk overflow as a whole.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OverflowSnapshot {
+    /// Records written to the disk overflow, one per storage.
+    pub written_records: u64,
     /// Segment files.
     pub segments: usize,
     /// Bytes in the segment files.
@@ -250,15 +249,13 @@ impl Shard {
             consumers: self.consumers.len(),
             storages,
             overflow: OverflowSnapshot {
+                written_records: self.disk.records_appended(),
                 segments: self.disk.segments().count(),
                 file_bytes: self.disk.file_bytes(),
                 memory_budget_left: self.channels.budget_left().map(|b| b as u64),
                 short_rings: self.channels.short_rings(),
             },
-            counters: ShardCounters {
-                spilled_records: self.disk.records_appended(),
-                ..self.counters
-            },
+            counters: self.counters,
             probes: self.probes.snapshot(reset_max_active),
             busy_seconds: glommio::executor()
                 .executor_stats()

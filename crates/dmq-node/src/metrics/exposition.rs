@@ -385,7 +385,7 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         owned.gauge(&labels, shard.channels as f64);
         consumers.gauge(&labels, shard.consumers as f64);
         refused.counter(&labels, shard.counters.refused_disk as f64);
-        spilled.counter(&labels, shard.counters.spilled_records as f64);
+        spilled.counter(&labels, shard.overflow.written_records as f64);
         refilled.counter(&labels, shard.counters.refilled_records as f64);
         disk_errors.counter(&labels, shard.counters.disk_errors as f64);
         disk_lost.counter(&labels, shard.counters.disk_lost_records as f64);
