@@ -166,12 +166,6 @@ impl<C: Connector> Client<C> {
         }
     }
 
-    fn succeeded(&self, node: usize) {
-        if let Some(state) = self.state.borrow_mut().get_mut(node) {
-            state.health.ok();
-        }
-    }
-
     fn check_node(&self, node: usize) -> Result<()> {
         if node >= self.nodes.len() {
             return Err(Error::InvalidArgument(format!(
@@ -221,10 +215,13 @@ impl<C: Connector> Client<C> {
         result
     }
 
-    /// Gives a connection back to its node's pool (or drops it if the pool is full).
-    fn release<T: PooledConn<C::Stream>>(&self, node: usize, conn: T) {
+    /// The node answered in step: its back-off is over, and the connection goes
+    /// back to its pool (or is dropped if the pool is full).
+    fn answered<T: PooledConn<C::Stream>>(&self, node: usize, conn: T) {
         let mut state = self.state.borrow_mut();
-        let pool = T::pool(&mut state[node]);
+        let state = &mut state[node];
+        state.health.ok();
+        let pool = T::pool(state);
         if pool.len() < self.config.max_idle_per_node {
             pool.push(conn);
         }
@@ -279,15 +276,14 @@ impl<C: Connector> Client<C> {
     }
 
     /// One Push or PushMulti on one node.
-    async fn push_once(&self, node: usize, channels: &[&str], value: &[u8]) -> Attempt<()> {
-        let bytes: Vec<&[u8]> = channels.iter().map(|c| c.as_bytes()).collect();
+    async fn push_once(&self, node: usize, channels: &[&[u8]], value: &[u8]) -> Attempt<()> {
         match self.config.protocol {
             Protocol::Legacy => {
                 let legacy = self.legacy_conn(node).await;
                 let (conn, status) = match self
-                    .exchange(node, legacy, async |conn| match bytes.as_slice() {
+                    .exchange(node, legacy, async |conn| match channels {
                         [channel] => conn.push(channel, value).await,
-                        _ => conn.push_multi(&bytes, value).await,
+                        _ => conn.push_multi(channels, value).await,
                     })
                     .await
                 {
@@ -303,8 +299,7 @@ impl<C: Connector> Client<C> {
                         unknown: true,
                     };
                 }
-                self.succeeded(node);
-                self.release(node, conn);
+                self.answered(node, conn);
                 match known {
                     Some(Status::Ok) => Attempt::Done(()),
                     // The node failed, or is full: another node may take it.
@@ -318,14 +313,13 @@ impl<C: Connector> Client<C> {
             Protocol::Neo => {
                 let neo = self.neo_conn(node).await;
                 let (conn, status) = match self
-                    .exchange(node, neo, async |conn| conn.push(&bytes, value).await)
+                    .exchange(node, neo, async |conn| conn.push(channels, value).await)
                     .await
                 {
                     Ok(done) => done,
                     Err(attempt) => return attempt,
                 };
-                self.succeeded(node);
-                self.release(node, conn);
+                self.answered(node, conn);
                 match status {
                     PushStatus::Pushed => Attempt::Done(()),
                     PushStatus::Error => Attempt::Failed {
@@ -337,18 +331,18 @@ impl<C: Connector> Client<C> {
         }
     }
 
-    /// Push over the nodes from `start`, failing over as the retry policy allows.
-    async fn push_from(
+    /// Push over `nodes` in order, failing over as the retry policy allows.
+    async fn push_over(
         &self,
         request: &'static str,
-        nodes: &[usize],
-        channels: &[&str],
+        nodes: impl IntoIterator<Item = usize>,
+        channels: &[&[u8]],
         value: &[u8],
     ) -> Result<Pushed> {
         let protocol = self.config.protocol;
         let mut failures = Vec::new();
         let mut maybe_duplicated = false;
-        for &node in nodes {
+        for node in nodes {
             match self.push_once(node, channels, value).await {
                 Attempt::Done(()) => {
                     return Ok(Pushed {
@@ -383,10 +377,11 @@ impl<C: Connector> Client<C> {
         Err(Error::NodesFailed { request, failures })
     }
 
-    fn round(&self, counter: &Cell<usize>) -> Vec<usize> {
+    /// Every node once, starting at the next one of `counter`'s round-robin.
+    fn round(&self, counter: &Cell<usize>) -> impl Iterator<Item = usize> {
         let n = self.nodes.len();
         let start = Self::next_of(counter, n);
-        (0..n).map(|k| (start + k) % n).collect()
+        (0..n).map(move |k| (start + k) % n)
     }
 
     /// Pushes `value` to `channel` on one node, round-robin, failing over to the
@@ -397,7 +392,8 @@ impl<C: Connector> Client<C> {
         check_channel(channel)?;
         check_value(value)?;
         let order = self.round(&self.push_next);
-        self.push_from("Push", &order, &[channel], value).await
+        self.push_over("Push", order, &[channel.as_bytes()], value)
+            .await
     }
 
     /// Pushes `value` to every channel of `channels` on one node (legacy PushMulti,
@@ -424,8 +420,9 @@ impl<C: Connector> Client<C> {
         if list_bytes > MAX_LIST_BYTES {
             return Err(Error::InvalidArgument("channel list too long".into()));
         }
+        let channels: Vec<&[u8]> = channels.iter().map(|c| c.as_bytes()).collect();
         let order = self.round(&self.push_next);
-        self.push_from("PushMulti", &order, channels, value).await
+        self.push_over("PushMulti", order, &channels, value).await
     }
 
     /// Pushes to node `node` (index in the node list) only, without fail-over.
@@ -433,7 +430,8 @@ impl<C: Connector> Client<C> {
         self.check_node(node)?;
         check_channel(channel)?;
         check_value(value)?;
-        self.push_from("Push", &[node], &[channel], value).await
+        self.push_over("Push", [node], &[channel.as_bytes()], value)
+            .await
     }
 
     /// One Pop on one node: `Done(None)` when it has nothing.
@@ -452,20 +450,17 @@ impl<C: Connector> Client<C> {
                 };
                 match reply {
                     Ok(value) => {
-                        self.succeeded(node);
-                        self.release(node, conn);
+                        self.answered(node, conn);
                         Attempt::Done((!value.is_empty()).then_some(value))
                     }
                     // Legacy Pop answers 500 when the channel does not exist on this
                     // node (or has subscribers): nothing to pop here.
                     Err(500) => {
-                        self.succeeded(node);
-                        self.release(node, conn);
+                        self.answered(node, conn);
                         Attempt::Done(None)
                     }
                     Err(status) if Status::from_code(status).is_some() => {
-                        self.succeeded(node);
-                        self.release(node, conn);
+                        self.answered(node, conn);
                         Attempt::Rejected(NodeError::status(status))
                     }
                     Err(status) => {
@@ -486,8 +481,7 @@ impl<C: Connector> Client<C> {
                     Ok(done) => done,
                     Err(attempt) => return attempt,
                 };
-                self.succeeded(node);
-                self.release(node, conn);
+                self.answered(node, conn);
                 match outcome {
                     PopOutcome::Popped(value) => Attempt::Done(Some(value)),
                     PopOutcome::Empty => Attempt::Done(None),
@@ -504,10 +498,15 @@ impl<C: Connector> Client<C> {
         }
     }
 
-    async fn pop_over(&self, nodes: &[usize], channel: &str) -> Result<Option<Vec<u8>>> {
+    /// Pop over `nodes` in order until one has a record.
+    async fn pop_over(
+        &self,
+        nodes: impl IntoIterator<Item = usize>,
+        channel: &str,
+    ) -> Result<Option<Vec<u8>>> {
         let protocol = self.config.protocol;
         let mut failures = Vec::new();
-        for &node in nodes {
+        for node in nodes {
             match self.pop_once(node, channel).await {
                 Attempt::Done(Some(value)) => return Ok(Some(value)),
                 Attempt::Done(None) => {}
@@ -545,14 +544,14 @@ impl<C: Connector> Client<C> {
     pub async fn pop(&self, channel: &str) -> Result<Option<Vec<u8>>> {
         check_channel(channel)?;
         let order = self.round(&self.pop_next);
-        self.pop_over(&order, channel).await
+        self.pop_over(order, channel).await
     }
 
     /// Pops one record from node `node` only.
     pub async fn pop_from(&self, node: usize, channel: &str) -> Result<Option<Vec<u8>>> {
         self.check_node(node)?;
         check_channel(channel)?;
-        self.pop_over(&[node], channel).await
+        self.pop_over([node], channel).await
     }
 
     /// Removes `channel` on every node (legacy RemoveChannel, whatever the protocol:

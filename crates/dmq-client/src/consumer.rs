@@ -47,8 +47,12 @@ enum Started<S> {
 }
 
 enum Stream<S> {
-    /// Connecting and starting the Consume, after a back-off if it failed before.
-    Connecting(LocalBoxFuture<Result<Started<S>, NodeError>>),
+    /// Connecting and starting the Consume again, after a back-off: the stream
+    /// failed (or never started) with `error`.
+    Connecting {
+        start: LocalBoxFuture<Result<Started<S>, NodeError>>,
+        error: NodeError,
+    },
     /// Legacy Consume: records are parsed straight from the read buffer.
     Legacy(LegacyConn<S>),
     /// Neo Consume v4.
@@ -69,7 +73,6 @@ struct NodeStream<S> {
     addr: SocketAddr,
     stream: Stream<S>,
     health: Health,
-    last_error: Option<NodeError>,
 }
 
 /// A Consume of one channel on every node, merged. Records come in no defined
@@ -145,48 +148,55 @@ impl<C: Connector> Consumer<C> {
             Protocol::Legacy => node.legacy,
             Protocol::Neo => node.neo,
         };
+        let name_of = |node: &Node| match protocol {
+            Protocol::Legacy => node.addr.legacy_display(),
+            Protocol::Neo => node.addr.neo_display(),
+        };
         let futures = nodes
             .iter()
             .map(|node| start_node(spec.clone(), addr_of(node), std::time::Duration::ZERO))
             .collect();
         let results = join_all(futures).await;
-        let mut streams = Vec::new();
-        let mut failures = Vec::new();
-        for (node, result) in nodes.iter().zip(results) {
-            let name = match protocol {
-                Protocol::Legacy => node.addr.legacy_display(),
-                Protocol::Neo => node.addr.neo_display(),
-            };
-            let mut health = Health::default();
-            let (stream, last_error) = match result {
-                Ok(started) => (Stream::running(started), None),
-                Err(error) => {
-                    let wait = health.failed(&spec.config);
-                    failures.push(NodeFailure {
-                        node: name.clone(),
-                        error: clone_for_report(&error),
+        if results.iter().all(Result::is_err) {
+            let failures = nodes
+                .iter()
+                .zip(results)
+                .filter_map(|(node, result)| {
+                    result.err().map(|error| NodeFailure {
+                        node: name_of(node),
+                        error,
                         outcome_unknown: false,
-                    });
-                    (
-                        Stream::Connecting(start_node(spec.clone(), addr_of(node), wait)),
-                        Some(error),
-                    )
-                }
-            };
-            streams.push(NodeStream {
-                name,
-                addr: addr_of(node),
-                stream,
-                health,
-                last_error,
-            });
-        }
-        if failures.len() == streams.len() {
+                    })
+                })
+                .collect();
             return Err(Error::NodesFailed {
                 request: "Consume",
                 failures,
             });
         }
+        let streams = nodes
+            .iter()
+            .zip(results)
+            .map(|(node, result)| {
+                let mut health = Health::default();
+                let stream = match result {
+                    Ok(started) => Stream::running(started),
+                    Err(error) => {
+                        let wait = health.failed(&spec.config);
+                        Stream::Connecting {
+                            start: start_node(spec.clone(), addr_of(node), wait),
+                            error,
+                        }
+                    }
+                };
+                NodeStream {
+                    name: name_of(node),
+                    addr: addr_of(node),
+                    stream,
+                    health,
+                }
+            })
+            .collect();
         Ok(Consumer {
             spec,
             nodes: streams,
@@ -249,8 +259,10 @@ impl<C: Connector> Consumer<C> {
     pub fn node_errors(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|n| matches!(n.stream, Stream::Connecting(_)))
-            .filter_map(|n| n.last_error.as_ref().map(|e| format!("{}: {e}", n.name)))
+            .filter_map(|n| match &n.stream {
+                Stream::Connecting { error, .. } => Some(format!("{}: {error}", n.name)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -278,15 +290,13 @@ impl<C: Connector> Consumer<C> {
                     conn.queue_consume_message(id, ConsumeClientMessage::Stop);
                     let stop = async {
                         conn.wire.flush().await?;
-                        conn.drain_consume(id).await
+                        conn.drain_consume(id, &mut left).await
                     };
-                    if let Some(Ok(records)) =
-                        timeout(&self.spec.connector, request_timeout, stop).await
-                    {
-                        left.extend(records);
-                    }
+                    // A failure or a timeout only ends the drain: what arrived
+                    // before it is in `left`.
+                    let _ = timeout(&self.spec.connector, request_timeout, stop).await;
                 }
-                Stream::Connecting(_) | Stream::Ended => {}
+                Stream::Connecting { .. } | Stream::Ended => {}
             }
         }
         left
@@ -338,7 +348,7 @@ impl<C: Connector> Consumer<C> {
                 Err(error) => error,
             },
             Stream::Neo { batch, .. } => return batch.pop_front(),
-            Stream::Connecting(_) | Stream::Ended => return None,
+            Stream::Connecting { .. } | Stream::Ended => return None,
         };
         self.restart(i, error.into());
         None
@@ -349,8 +359,10 @@ impl<C: Connector> Consumer<C> {
         self.reconnects += 1;
         let node = &mut self.nodes[i];
         let wait = node.health.failed(&self.spec.config);
-        node.last_error = Some(error);
-        node.stream = Stream::Connecting(start_node(self.spec.clone(), node.addr, wait));
+        node.stream = Stream::Connecting {
+            start: start_node(self.spec.clone(), node.addr, wait),
+            error,
+        };
     }
 
     /// Moves node `i` forward as far as it goes without waiting; true if anything
@@ -370,11 +382,10 @@ impl<C: Connector> Consumer<C> {
         let node = &mut self.nodes[i];
         match &mut node.stream {
             Stream::Ended => Step::Idle,
-            Stream::Connecting(future) => match future.as_mut().poll(cx) {
+            Stream::Connecting { start, .. } => match start.as_mut().poll(cx) {
                 Poll::Pending => Step::Idle,
                 Poll::Ready(Ok(started)) => {
                     node.health.ok();
-                    node.last_error = None;
                     node.stream = Stream::running(started);
                     Step::Progress
                 }
@@ -402,9 +413,8 @@ impl<C: Connector> Consumer<C> {
                         return Step::Broken(error.into());
                     }
                 }
-                match conn.take_consume_event(*id) {
-                    Ok(Some(ConsumeEvent::Records(records))) => {
-                        batch.extend(records);
+                match conn.take_consume_event(*id, batch) {
+                    Ok(Some(ConsumeEvent::Records)) => {
                         *owe_continue = true;
                         return Step::Progress;
                     }
@@ -437,23 +447,5 @@ fn fill(poll: Poll<Result<(), crate::wire::ConnError>>) -> Step {
         Poll::Pending => Step::Idle,
         Poll::Ready(Ok(())) => Step::Progress,
         Poll::Ready(Err(error)) => Step::Broken(error.into()),
-    }
-}
-
-/// A copy of `error` for a report, where the original stays with the node.
-fn clone_for_report(error: &NodeError) -> NodeError {
-    match error {
-        NodeError::Connect(e) => NodeError::Connect(std::io::Error::new(e.kind(), e.to_string())),
-        NodeError::Io(e) => NodeError::Io(std::io::Error::new(e.kind(), e.to_string())),
-        NodeError::ConnectTimeout(d) => NodeError::ConnectTimeout(*d),
-        NodeError::AuthRejected => NodeError::AuthRejected,
-        NodeError::Closed => NodeError::Closed,
-        NodeError::Timeout(d) => NodeError::Timeout(*d),
-        NodeError::Protocol(s) => NodeError::Protocol(s.clone()),
-        NodeError::Status { code, name } => NodeError::Status { code: *code, name },
-        NodeError::NeoError => NodeError::NeoError,
-        NodeError::Unsupported(s) => NodeError::Unsupported(s),
-        NodeError::Backoff(d) => NodeError::Backoff(*d),
-        NodeError::Subscribed => NodeError::Subscribed,
     }
 }

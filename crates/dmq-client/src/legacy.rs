@@ -38,7 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LegacyConn<S> {
 
     /// Reads one item with a `dmq_proto` decoder that borrows from the buffer;
     /// `own` turns it into an owned value before the bytes are consumed.
-    pub(crate) async fn read<T>(
+    async fn read<T>(
         &mut self,
         decode: impl Fn(&[u8]) -> Result<(T, usize), DecodeError>,
     ) -> Result<T, ConnError> {

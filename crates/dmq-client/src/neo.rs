@@ -35,10 +35,17 @@ pub(crate) enum PopOutcome {
     Subscribed,
 }
 
+/// Most Records messages a node may send after our Stop: the batch that was in
+/// flight, then the records it had already popped (`docs/protocol-neo.md`, Consume
+/// flow control). More is a broken node; this keeps what `drain_consume` buffers
+/// bounded.
+const MAX_BATCHES_AFTER_STOP: usize = 2;
+
 /// A message of a running Consume.
 pub(crate) enum ConsumeEvent {
-    /// A batch of records; answer Continue for the next one.
-    Records(Vec<Vec<u8>>),
+    /// A batch of records, appended to the caller's buffer; answer Continue for
+    /// the next one.
+    Records,
     /// The request ended after our Stop.
     Stopped,
     /// The channel was removed; the request ended.
@@ -226,10 +233,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NeoConn<S> {
         message.encode(self.wire.out(), id);
     }
 
-    /// The next Consume message if a whole one is buffered.
+    /// The next Consume message if a whole one is buffered; the records of a
+    /// batch go straight into `records`.
     pub(crate) fn take_consume_event(
         &mut self,
         id: RequestId,
+        records: &mut impl Extend<Vec<u8>>,
     ) -> Result<Option<ConsumeEvent>, ConnError> {
         let (event, used) = match parse_message(self.wire.data()) {
             Ok((message, used)) => {
@@ -237,8 +246,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NeoConn<S> {
                 let event = match ConsumeNodeMessage::parse(payload)
                     .map_err(|e| ConnError::Protocol(e.to_string()))?
                 {
-                    ConsumeNodeMessage::Records(records) => {
-                        ConsumeEvent::Records(records.iter().map(<[u8]>::to_vec).collect())
+                    ConsumeNodeMessage::Records(batch) => {
+                        records.extend(batch.iter().map(<[u8]>::to_vec));
+                        ConsumeEvent::Records
                     }
                     ConsumeNodeMessage::Stopped => ConsumeEvent::Stopped,
                     ConsumeNodeMessage::ChannelRemoved => ConsumeEvent::ChannelRemoved,
@@ -261,20 +271,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NeoConn<S> {
     }
 
     /// Reads messages of Consume `id` until it ends, after a Stop was sent:
-    /// records that still arrive are returned (the node popped them already).
-    pub(crate) async fn drain_consume(&mut self, id: RequestId) -> Result<Vec<Vec<u8>>, ConnError> {
-        let mut records = Vec::new();
-        // Bounded: the node sends at most the batch it held, then Stopped.
+    /// records that still arrive go into `records` as they come (the node popped
+    /// them already), so an error or a timeout keeps those received before it.
+    pub(crate) async fn drain_consume(
+        &mut self,
+        id: RequestId,
+        records: &mut Vec<Vec<u8>>,
+    ) -> Result<(), ConnError> {
+        let mut batches = 0;
+        // Bounded: every round reads at least one byte, and a node may send at
+        // most MAX_BATCHES_AFTER_STOP batches (each within the frame limit).
         loop {
-            if let Some(event) = self.take_consume_event(id)? {
-                match event {
-                    ConsumeEvent::Records(batch) => records.extend(batch),
-                    ConsumeEvent::Stopped | ConsumeEvent::ChannelRemoved => return Ok(records),
+            match self.take_consume_event(id, records)? {
+                Some(ConsumeEvent::Records) => {
+                    batches += 1;
+                    if batches > MAX_BATCHES_AFTER_STOP {
+                        return Err(ConnError::Protocol(format!(
+                            "more than {MAX_BATCHES_AFTER_STOP} Records messages after Stop"
+                        )));
+                    }
                 }
-                continue;
+                Some(ConsumeEvent::Stopped | ConsumeEvent::ChannelRemoved) => return Ok(()),
+                None => {
+                    let needed = self.message_needed();
+                    self.wire.fill(needed).await?;
+                }
             }
-            let needed = self.message_needed();
-            self.wire.fill(needed).await?;
         }
     }
 }
@@ -294,4 +316,53 @@ fn request_payload(kind: MessageType, body: &[u8], id: RequestId) -> Result<&[u8
         )));
     }
     Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dmq_proto::neo::{append_record, encode_records};
+    use futures_lite::future::block_on;
+    use futures_lite::io::Cursor;
+
+    /// A connection past its handshake that reads `bytes` from the node.
+    fn conn(bytes: Vec<u8>) -> NeoConn<Cursor<Vec<u8>>> {
+        NeoConn {
+            wire: Wire::new(Cursor::new(bytes)),
+            last_id: 0,
+        }
+    }
+
+    fn records(out: &mut Vec<u8>, id: RequestId, records: &[&[u8]]) {
+        let mut batch = Vec::new();
+        for record in records {
+            append_record(&mut batch, record);
+        }
+        encode_records(out, id, &batch);
+    }
+
+    #[test]
+    fn drain_after_stop_keeps_the_late_batches() {
+        let mut bytes = Vec::new();
+        records(&mut bytes, 7, &[b"a", b"b"]);
+        records(&mut bytes, 7, &[b"c"]);
+        ConsumeNodeMessage::Stopped.encode(&mut bytes, 7);
+        let mut got = Vec::new();
+        block_on(conn(bytes).drain_consume(7, &mut got)).expect("drained");
+        assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn a_node_that_keeps_sending_after_stop_is_cut_off() {
+        let mut bytes = Vec::new();
+        for i in 0..=MAX_BATCHES_AFTER_STOP {
+            records(&mut bytes, 7, &[format!("r{i}").as_bytes()]);
+        }
+        ConsumeNodeMessage::Stopped.encode(&mut bytes, 7);
+        let mut got = Vec::new();
+        let result = block_on(conn(bytes).drain_consume(7, &mut got));
+        assert!(matches!(result, Err(ConnError::Protocol(_))), "{result:?}");
+        // What came before the excess batch is kept.
+        assert_eq!(got.len(), MAX_BATCHES_AFTER_STOP + 1);
+    }
 }

@@ -10,13 +10,11 @@
 
 use std::net::SocketAddr;
 
-use dmq_proto::legacy::MAX_ARRAY_LEN;
-
 use crate::config::ClientConfig;
 use crate::connector::{timeout, Connector};
 use crate::error::{Error, NodeError, NodeFailure, Result};
 use crate::legacy::{LegacyConn, OK};
-use crate::node::{check_channel, connect_legacy, join_all, Health, LocalBoxFuture, Node};
+use crate::node::{check_value, connect_legacy, join_all, Health, LocalBoxFuture, Node};
 
 /// A node's buffered records are written once they reach this many bytes.
 pub const FLUSH_BYTES: usize = 64 * 1024;
@@ -39,7 +37,6 @@ pub struct Producer<C: Connector> {
     channel: String,
     nodes: Vec<ProduceNode<C::Stream>>,
     next: usize,
-    confirmed: u64,
 }
 
 async fn open<C: Connector>(
@@ -60,13 +57,13 @@ async fn open<C: Connector>(
 
 impl<C: Connector> Producer<C> {
     /// Opens a stream to every node at once; fails only if every node failed.
+    /// `channel` was checked by the caller.
     pub(crate) async fn start(
         connector: C,
         config: ClientConfig,
         channel: &str,
         nodes: Vec<Node>,
     ) -> Result<Self> {
-        check_channel(channel)?;
         let futures = nodes
             .iter()
             .map(|node| {
@@ -77,42 +74,50 @@ impl<C: Connector> Producer<C> {
             })
             .collect();
         let results = join_all(futures).await;
-        let mut streams = Vec::new();
-        let mut failures = Vec::new();
-        for (node, result) in nodes.iter().zip(results) {
-            let mut stream = ProduceNode {
-                name: node.addr.legacy_display(),
-                addr: node.legacy,
-                conn: None,
-                unconfirmed: 0,
-                health: Health::default(),
-            };
-            match result {
-                Ok(conn) => stream.conn = Some(conn),
-                Err(error) => {
-                    stream.health.failed(&config);
-                    failures.push(NodeFailure {
-                        node: stream.name.clone(),
+        if results.iter().all(Result::is_err) {
+            let failures = nodes
+                .iter()
+                .zip(results)
+                .filter_map(|(node, result)| {
+                    result.err().map(|error| NodeFailure {
+                        node: node.addr.legacy_display(),
                         error,
                         outcome_unknown: false,
-                    });
-                }
-            }
-            streams.push(stream);
-        }
-        if failures.len() == streams.len() {
+                    })
+                })
+                .collect();
             return Err(Error::NodesFailed {
                 request: "Produce",
                 failures,
             });
         }
+        let streams = nodes
+            .iter()
+            .zip(results)
+            .map(|(node, result)| {
+                let mut health = Health::default();
+                let conn = match result {
+                    Ok(conn) => Some(conn),
+                    Err(_) => {
+                        health.failed(&config);
+                        None
+                    }
+                };
+                ProduceNode {
+                    name: node.addr.legacy_display(),
+                    addr: node.legacy,
+                    conn,
+                    unconfirmed: 0,
+                    health,
+                }
+            })
+            .collect();
         Ok(Producer {
             connector,
             config,
             channel: channel.to_owned(),
             nodes: streams,
             next: 0,
-            confirmed: 0,
         })
     }
 
@@ -130,17 +135,8 @@ impl<C: Connector> Producer<C> {
     /// [`Error::ProduceStreamBroken`] says how many records sent on it may be lost
     /// (this one included); the producer goes on with the other nodes.
     pub async fn send(&mut self, record: &[u8]) -> Result<()> {
-        if record.is_empty() {
-            return Err(Error::InvalidArgument(
-                "empty record (it would end a legacy Produce stream)".into(),
-            ));
-        }
-        if record.len() > MAX_ARRAY_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "record of {} bytes is longer than the limit of {MAX_ARRAY_LEN} bytes",
-                record.len()
-            )));
-        }
+        // An empty record would also end the legacy Produce stream.
+        check_value(record)?;
         let n = self.nodes.len();
         let mut failures = Vec::new();
         for k in 0..n {
@@ -233,6 +229,7 @@ impl<C: Connector> Producer<C> {
     /// such failure is returned (the others are still ended and confirmed).
     pub async fn finish(mut self) -> Result<u64> {
         let request_timeout = self.config.request_timeout;
+        let mut confirmed = 0;
         let mut first = None;
         for i in 0..self.nodes.len() {
             let Some(mut conn) = self.nodes[i].conn.take() else {
@@ -241,7 +238,7 @@ impl<C: Connector> Producer<C> {
             let end = conn.end_produce_and_sync();
             let error = match timeout(&self.connector, request_timeout, end).await {
                 Some(Ok(())) => {
-                    self.confirmed += std::mem::take(&mut self.nodes[i].unconfirmed);
+                    confirmed += std::mem::take(&mut self.nodes[i].unconfirmed);
                     continue;
                 }
                 Some(Err(failed)) => failed.error.into(),
@@ -250,6 +247,6 @@ impl<C: Connector> Producer<C> {
             let e = self.broken(i, error);
             first.get_or_insert(e);
         }
-        first.map_or(Ok(self.confirmed), Err)
+        first.map_or(Ok(confirmed), Err)
     }
 }

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{addrs, config, counts, nodes, record};
+use common::{addrs, config, counts, nodes, receive, record};
 use dmq_client::{blocking, ClientConfig, Error, NodeAddr, Protocol};
 
 #[test]
@@ -31,17 +29,7 @@ fn every_request_through_the_blocking_facade() {
     assert_eq!(producer.finish().expect("finish"), 1000);
 
     let mut consumer = client.consume(channel, "").expect("consume");
-    let mut got = Vec::new();
-    while got.len() < 1010 {
-        match consumer
-            .recv_timeout(Duration::from_secs(10))
-            .expect("consume")
-        {
-            Some(record) => got.push(record),
-            None => panic!("only {} records", got.len()),
-        }
-    }
-    let seen = counts(got);
+    let seen = counts(receive(&mut consumer, 1010));
     assert_eq!(seen.len(), 1010);
     assert!((0..1010).all(|i| seen[&record(i)] == 1));
     drop(consumer.stop());

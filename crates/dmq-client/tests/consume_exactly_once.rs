@@ -6,23 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{addrs, config, counts, nodes, record};
+use common::{addrs, config, counts, nodes, receive, record};
 use dmq_client::{blocking, Protocol};
-
-/// Receives records until `want` arrived; every wait is bounded.
-fn receive(consumer: &mut blocking::Consumer, want: usize) -> Vec<Vec<u8>> {
-    let mut got = Vec::new();
-    while got.len() < want {
-        match consumer
-            .recv_timeout(Duration::from_secs(10))
-            .expect("consume")
-        {
-            Some(record) => got.push(record),
-            None => panic!("only {} of {want} records arrived", got.len()),
-        }
-    }
-    got
-}
 
 fn exactly_once(protocol: Protocol, subscriber: &str) {
     let nodes = nodes(3);

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::mpsc;
 
-use common::{addrs, config, counts, drain_node, nodes, record};
+use common::{addrs, config, counts, drain_node, nodes, record, NodeExt};
 use dmq_client::{blocking, Error, Protocol, RetryPolicy};
 
 fn failover(protocol: Protocol, retry: RetryPolicy) {
@@ -80,9 +80,8 @@ fn failover(protocol: Protocol, retry: RetryPolicy) {
             // Only a push caught by the kill after it was sent may end like this,
             // and only under at-most-once.
             Err(Error::OutcomeUnknown { node, .. }) if retry == RetryPolicy::AtMostOnce => {
-                let victim = [nodes[1].port, nodes[1].neo_port];
                 assert!(
-                    victim.iter().any(|p| node.contains(&format!(":{p}"))),
+                    nodes[1].is_named(&node),
                     "outcome unknown on a live node: {node}"
                 );
                 unknown.push(record(i));

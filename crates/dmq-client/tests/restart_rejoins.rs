@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{addrs, config, nodes, record};
+use common::{addrs, config, nodes, record, NodeExt};
 use dmq_client::{blocking, Protocol};
 
 fn rejoins(protocol: Protocol) {
@@ -20,14 +20,13 @@ fn rejoins(protocol: Protocol) {
     // connection that the dead node's kernel resets only after the push was sent
     // (glommio's io_uring closes a dead process's sockets a moment after it was
     // reaped): that one is reported as "outcome unknown" (at-most-once).
-    let victim = [nodes[1].port, nodes[1].neo_port];
     let mut unknown = 0;
     for i in 30..90 {
         match client.push(channel, &record(i)) {
             Ok(pushed) => assert_ne!(pushed.node, 1),
             Err(dmq_client::Error::OutcomeUnknown { node, .. }) => {
                 assert!(
-                    victim.iter().any(|p| node.contains(&format!(":{p}"))),
+                    nodes[1].is_named(&node),
                     "outcome unknown on a live node: {node}"
                 );
                 unknown += 1;

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use dmq_client::blocking;
+
 use dmq_client::{ClientConfig, ClientCredentials, NodeAddr, Protocol};
 #[allow(unused_imports)]
 pub use dmq_testkit::*;
@@ -14,11 +16,19 @@ pub use dmq_testkit::*;
 /// The node as the client sees it.
 pub trait NodeExt {
     fn addr(&self) -> NodeAddr;
+    /// Whether `name`, a node as an error names it (`host:port`, or
+    /// `host:neoport (neo)`), is this node.
+    fn is_named(&self, name: &str) -> bool;
 }
 
 impl NodeExt for Node {
     fn addr(&self) -> NodeAddr {
         NodeAddr::with_neo_port("127.0.0.1", self.port(), self.neo_port())
+    }
+
+    fn is_named(&self, name: &str) -> bool {
+        let addr = self.addr();
+        name == addr.legacy_display() || name == addr.neo_display()
     }
 }
 
@@ -45,9 +55,25 @@ pub fn record(i: usize) -> Vec<u8> {
     format!("{i:09}").into_bytes()
 }
 
+/// Receives `want` records, each within 10 s (the test fails otherwise).
+pub fn receive(consumer: &mut blocking::Consumer, want: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    // Bounded: every round takes a record or fails the test.
+    while got.len() < want {
+        match consumer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("consume")
+        {
+            Some(record) => got.push(record),
+            None => panic!("only {} of {want} records arrived", got.len()),
+        }
+    }
+    got
+}
+
 /// Pops node `node` empty (bounded by `max`) and returns what it held.
 pub fn drain_node(
-    client: &dmq_client::blocking::Client,
+    client: &blocking::Client,
     node: usize,
     channel: &str,
     max: usize,
