@@ -67,8 +67,8 @@ pub fn free_port() -> u16 {
 /// A running (or killed) `dmqnode` with fixed ports and its own working directory.
 pub struct Node {
     child: Option<Child>,
-    pub port: u16,
-    pub neo_port: u16,
+    port: u16,
+    neo_port: u16,
     pub dir: tempfile::TempDir,
     /// Overrides after the harness's own (later keys win).
     extra: Vec<String>,
@@ -91,6 +91,7 @@ impl Node {
                 format!("{}\n", credentials_line()),
             )
             .expect("write credentials");
+            // free_port never hands out a port twice, so the two differ.
             let mut node = Node {
                 child: None,
                 port: free_port(),
@@ -98,9 +99,6 @@ impl Node {
                 dir,
                 extra: extra.to_vec(),
             };
-            if node.port == node.neo_port {
-                continue;
-            }
             match node.spawn() {
                 Ok(()) => return node,
                 Err(e) => last = e,
@@ -196,37 +194,45 @@ impl Node {
         self.dir.path().join("dmqnode.socket")
     }
 
-    fn signal(&mut self, signal: i32) {
-        let Some(child) = self.child.as_mut() else {
-            return;
+    /// Sends `signal` to the node (by its PID) and reaps it; past
+    /// [`START_TIMEOUT`] it is killed. `Err` says what went wrong; the node is
+    /// reaped either way.
+    fn signal(&mut self, signal: i32) -> Result<(), String> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
         };
         let pid = i32::try_from(child.id()).expect("pid fits i32");
         // SAFETY: kill(2) on the PID of our own child, not yet reaped.
         let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal})");
+        let mut result = if rc == 0 {
+            Ok(())
+        } else {
+            Err(format!("kill({pid}, {signal}) failed"))
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         // Bounded: at most START_TIMEOUT / 10 ms rounds.
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
-                self.child = None;
-                return;
+                return result;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
         let _ = child.wait();
-        self.child = None;
-        panic!("dmqnode {pid} did not exit after signal {signal}");
+        if result.is_ok() {
+            result = Err(format!("dmqnode {pid} did not exit after signal {signal}"));
+        }
+        result
     }
 
     /// SIGKILL, then reap: the node dies with whatever it held in memory.
     pub fn kill(&mut self) {
-        self.signal(libc::SIGKILL);
+        self.signal(libc::SIGKILL).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// SIGTERM, then reap.
     pub fn stop(&mut self) {
-        self.signal(libc::SIGTERM);
+        self.signal(libc::SIGTERM).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The node's process id while it runs.
@@ -237,8 +243,9 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal(libc::SIGTERM);
+        // No panic here: a second one while the test unwinds would abort it.
+        if let Err(e) = self.signal(libc::SIGTERM) {
+            eprintln!("{e}");
         }
         if std::thread::panicking() {
             let stderr = std::fs::read_to_string(self.dir.path().join("stderr.txt"));
