@@ -141,6 +141,40 @@ fn shard_figure(x: &Exposition, name: &str) -> [f64; 2] {
     ]
 }
 
+/// The legacy request counts are `requests`, the duration histograms agree
+/// with them, and the legacy byte counters match what `wire` counted.
+fn check_legacy_traffic(x: &Exposition, requests: &[(&str, &str, f64)], wire: &Wire) {
+    assert_eq!(legacy_requests(x), expected_requests(requests));
+    check_histograms(x);
+    assert_eq!(
+        x.value("dmq_bytes_received_total", &[("protocol", "legacy")]),
+        wire.sent as f64,
+        "legacy bytes received"
+    );
+    assert_eq!(
+        x.value("dmq_bytes_sent_total", &[("protocol", "legacy")]),
+        wire.received as f64,
+        "legacy bytes sent"
+    );
+}
+
+/// The per-shard overflow figures of the sequence: the one record larger than
+/// the ring went to disk and came back on shard 0; nothing was refused.
+fn check_overflow_figures(x: &Exposition) {
+    assert_eq!(
+        shard_figure(x, "dmq_shard_overflow_written_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(x, "dmq_shard_overflow_read_records_total"),
+        [1.0, 0.0]
+    );
+    assert_eq!(
+        shard_figure(x, "dmq_shard_overflow_refused_total"),
+        [0.0, 0.0]
+    );
+}
+
 /// Scrapes until the connection gauges read `legacy` and `neo` (a closed
 /// connection is counted out when its task ends, a moment after the client
 /// sees the close).
@@ -218,18 +252,7 @@ fn counters_and_gauges_after_a_known_sequence() {
         ("push_multi", "200", 1.0),
         ("consume", "200", 1.0),
     ];
-    assert_eq!(legacy_requests(&x), expected_requests(&requests));
-    check_histograms(&x);
-    assert_eq!(
-        x.value("dmq_bytes_received_total", &[("protocol", "legacy")]),
-        wire.sent as f64,
-        "legacy bytes received"
-    );
-    assert_eq!(
-        x.value("dmq_bytes_sent_total", &[("protocol", "legacy")]),
-        wire.received as f64,
-        "legacy bytes sent"
-    );
+    check_legacy_traffic(&x, &requests, &wire);
     let s = |n: &str| (n.to_owned(), String::new());
     assert_eq!(
         storages(&x),
@@ -250,18 +273,7 @@ fn counters_and_gauges_after_a_known_sequence() {
     check_channel(&x, e, [1.0, 1.0], [0.0, 0.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_channels"), [3.0, 2.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_consumers"), [0.0, 1.0]);
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_written_records_total"),
-        [1.0, 0.0]
-    );
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_read_records_total"),
-        [1.0, 0.0]
-    );
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_refused_total"),
-        [0.0, 0.0]
-    );
+    check_overflow_figures(&x);
 
     // Removing d ends the Consume (end marker; the connection goes on).
     assert_eq!(wire.remove(&mut c1, d), OK);
@@ -282,18 +294,7 @@ fn counters_and_gauges_after_a_known_sequence() {
         ("remove_channel", "409", 1.0),
         ("unsupported", "closed", 1.0),
     ]);
-    assert_eq!(legacy_requests(&x), expected_requests(&requests));
-    check_histograms(&x);
-    assert_eq!(
-        x.value("dmq_bytes_received_total", &[("protocol", "legacy")]),
-        wire.sent as f64,
-        "legacy bytes received"
-    );
-    assert_eq!(
-        x.value("dmq_bytes_sent_total", &[("protocol", "legacy")]),
-        wire.received as f64,
-        "legacy bytes sent"
-    );
+    check_legacy_traffic(&x, &requests, &wire);
     assert_eq!(
         storages(&x),
         BTreeSet::from([s(a), s(b), s(c)]),
@@ -314,17 +315,6 @@ fn counters_and_gauges_after_a_known_sequence() {
     check_channel(&x, b, [3.0, 14.0], [0.0, 0.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_channels"), [2.0, 1.0]);
     assert_eq!(shard_figure(&x, "dmq_shard_consumers"), [0.0, 0.0]);
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_written_records_total"),
-        [1.0, 0.0]
-    );
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_read_records_total"),
-        [1.0, 0.0]
-    );
-    assert_eq!(
-        shard_figure(&x, "dmq_shard_overflow_refused_total"),
-        [0.0, 0.0]
-    );
+    check_overflow_figures(&x);
     drop(neo);
 }

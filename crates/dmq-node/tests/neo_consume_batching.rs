@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::neo::{ConsumeEvent, NeoClient, Pop, PUSHED};
-use common::{names_on_each_shard, Node};
+use common::{names_on_each_shard, neo_receive, Node};
 
 /// `i` as a 100-byte record.
 fn record100(i: usize) -> Vec<u8> {
@@ -29,19 +29,6 @@ fn push_all(c: &mut NeoClient, ch: &str, range: std::ops::Range<usize>) {
             assert_eq!(c.read_push(id), PUSHED);
         }
     }
-}
-
-/// Reads batches (acknowledging each) until `n` records came; returns them.
-fn receive(c: &mut NeoClient, id: u64, n: usize) -> Vec<Vec<u8>> {
-    let mut got = Vec::new();
-    // Bounded: every batch holds at least one record.
-    while got.len() < n {
-        let batch = c.next_records(id);
-        assert!(!batch.is_empty(), "an empty Records batch");
-        got.extend(batch);
-        c.send_continue(id);
-    }
-    got
 }
 
 #[test]
@@ -69,7 +56,7 @@ fn a_full_batch_holds_at_least_100_000_bytes() {
         );
         let mut got = records;
         c.send_continue(id);
-        got.extend(receive(&mut c, id, 5000 - got.len()));
+        got.extend(neo_receive(&mut c, id, 5000 - got.len()));
         let expected: Vec<_> = (0..5000).map(record100).collect();
         assert_eq!(got, expected, "{ch}: all records, in order");
         assert!(c.stop_consume(id).is_empty(), "{ch}: nothing more");
@@ -133,7 +120,7 @@ fn no_records_before_continue() {
         // in the channel): Pop says the channel is subscribed.
         assert_eq!(pusher.pop(&ch), Pop::Subscribed);
         c.send_continue(id);
-        let got = receive(&mut c, id, 300);
+        let got = neo_receive(&mut c, id, 300);
         let expected: Vec<_> = (0..300).map(record100).collect();
         assert_eq!(got, expected, "{ch}: after Continue, in order");
         assert!(c.stop_consume(id).is_empty());
@@ -166,7 +153,7 @@ fn stop_ends_with_stopped() {
         let rest = 3000 - got.len();
         if rest > 0 {
             let id = c.consume(&ch, "");
-            got.extend(receive(&mut c, id, rest));
+            got.extend(neo_receive(&mut c, id, rest));
             assert!(c.stop_consume(id).is_empty());
         }
         let expected: Vec<_> = (0..3000).map(record100).collect();

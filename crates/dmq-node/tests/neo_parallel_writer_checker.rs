@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use common::checkers::{consume_all, poll_pop_all, start_consumers, Ack};
 use common::neo::Pop;
-use common::writers::{write_to, Writer, RECORDS};
-use common::{names_on_each_shard, Node};
+use common::writers::{start_neo_node_for, write_to, Writer, RECORDS};
 
 #[derive(Debug, Clone, Copy)]
 enum Checker {
@@ -22,11 +21,7 @@ enum Checker {
 }
 
 fn run(writer: Writer, checker: Checker) {
-    let node = Node::start_neo(&[
-        "performance.write_flush_ms=1",
-        "server.channel_size_limit=4194304",
-    ]);
-    let channels = writer.channels(&names_on_each_shard("test_channel", 1));
+    let (node, channels) = start_neo_node_for(writer);
     let (legacy, neo) = (node.addr, node.neo_addr);
     // Consumers start before the writer, so none misses a record.
     let mut consumers = match checker {

@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::checkers::{consume_all, pop_all, start_consumers, Ack};
-use common::writers::{write, Writer, RECORDS};
-use common::{names_on_each_shard, Node};
+use common::checkers::{consume_all, legacy_pop_all, pop_all, start_consumers, Ack};
+use common::writers::{start_neo_node_for, write, Writer, RECORDS};
 
 #[derive(Debug, Clone, Copy)]
 enum Checker {
@@ -25,11 +24,7 @@ enum Checker {
 }
 
 fn run(writer: Writer, checker: Checker) {
-    let node = Node::start_neo(&[
-        "performance.write_flush_ms=1",
-        "server.channel_size_limit=4194304",
-    ]);
-    let channels = writer.channels(&names_on_each_shard("test_channel", 1));
+    let (node, channels) = start_neo_node_for(writer);
     match checker {
         Checker::Pop => {
             write(&node, writer, &channels, RECORDS);
@@ -94,20 +89,7 @@ cases! {
 /// Push records in order.
 #[test]
 fn neo_push_multi_legacy_pop() {
-    let node = Node::start_neo(&["server.channel_size_limit=4194304"]);
-    let channels = Writer::NeoPushMulti.channels(&names_on_each_shard("test_channel", 1));
+    let (node, channels) = start_neo_node_for(Writer::NeoPushMulti);
     write(&node, Writer::NeoPushMulti, &channels, RECORDS);
-    let mut c = node.client();
-    for ch in &channels {
-        for start in (0..RECORDS).step_by(100) {
-            for _ in 0..100 {
-                c.queue_pop(ch);
-            }
-            c.flush();
-            for i in start..start + 100 {
-                assert_eq!(c.read_pop_reply(), Ok(common::record(i)), "{ch} record {i}");
-            }
-        }
-        assert_eq!(c.pop(ch), Ok(Vec::new()), "{ch}");
-    }
+    legacy_pop_all(&mut node.client(), &channels, RECORDS);
 }

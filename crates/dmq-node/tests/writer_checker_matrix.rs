@@ -6,23 +6,9 @@
 
 mod common;
 
+use common::checkers::legacy_pop_all;
+use common::writers::{write, Writer, RECORDS};
 use common::{names_on_each_shard, record, Client, Node, OK};
-
-const RECORDS: usize = 10_000;
-/// Requests written before their replies are read.
-const PIPELINE: usize = 100;
-
-#[derive(Debug, Clone, Copy)]
-enum Writer {
-    /// One Push per record and channel.
-    Push,
-    /// One PushMulti per record to both channels.
-    PushMulti,
-    /// One Produce stream per channel, one after the other on one connection.
-    Produce,
-    /// One ProduceMulti stream to both channels.
-    ProduceMulti,
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Checker {
@@ -32,71 +18,6 @@ enum Checker {
     PreConsume,
     /// A Consume per channel started after writing.
     PostConsume,
-}
-
-fn write(node: &Node, writer: Writer, channels: &[String]) {
-    let mut c = node.client();
-    match writer {
-        Writer::Push => {
-            for start in (0..RECORDS).step_by(PIPELINE) {
-                for i in start..start + PIPELINE {
-                    for ch in channels {
-                        c.queue_push(ch, record(i));
-                    }
-                }
-                c.flush();
-                for _ in 0..PIPELINE * channels.len() {
-                    assert_eq!(c.read_status(), OK);
-                }
-            }
-        }
-        Writer::PushMulti => {
-            for start in (0..RECORDS).step_by(PIPELINE) {
-                for i in start..start + PIPELINE {
-                    c.queue_push_multi(channels, record(i));
-                }
-                c.flush();
-                for _ in 0..PIPELINE {
-                    assert_eq!(c.read_status(), OK);
-                }
-            }
-        }
-        Writer::Produce => {
-            for ch in channels {
-                assert_eq!(c.produce(ch), OK);
-                for i in 0..RECORDS {
-                    c.produce_record(record(i));
-                }
-                c.produce_end();
-            }
-        }
-        Writer::ProduceMulti => {
-            assert_eq!(c.produce_multi(channels), OK);
-            for i in 0..RECORDS {
-                c.produce_record(record(i));
-            }
-            c.produce_end();
-        }
-    }
-    // The connection is usable after the streams, and everything it sent has
-    // been applied once this is answered.
-    c.sync();
-}
-
-fn pop_all(node: &Node, channels: &[String]) {
-    let mut c = node.client();
-    for ch in channels {
-        for start in (0..RECORDS).step_by(PIPELINE) {
-            for _ in 0..PIPELINE {
-                c.queue_pop(ch);
-            }
-            c.flush();
-            for i in start..start + PIPELINE {
-                assert_eq!(c.read_pop_reply(), Ok(record(i)), "{ch} record {i}");
-            }
-        }
-        assert_eq!(c.pop(ch), Ok(Vec::new()), "{ch}: empty after all records");
-    }
 }
 
 fn start_consumers(node: &Node, channels: &[String]) -> Vec<Client> {
@@ -124,21 +45,23 @@ fn consume_all(node: &Node, channels: &[String], consumers: &mut [Client]) {
     }
 }
 
+/// Every writer writes to both channels: Push and Produce one request or
+/// stream per channel, PushMulti and ProduceMulti one for both.
 fn run(writer: Writer, checker: Checker) {
     let node = Node::start(&[]);
     let channels = names_on_each_shard("test_channel", 1);
     match checker {
         Checker::Pop => {
-            write(&node, writer, &channels);
-            pop_all(&node, &channels);
+            write(&node, writer, &channels, RECORDS);
+            legacy_pop_all(&mut node.client(), &channels, RECORDS);
         }
         Checker::PreConsume => {
             let mut consumers = start_consumers(&node, &channels);
-            write(&node, writer, &channels);
+            write(&node, writer, &channels, RECORDS);
             consume_all(&node, &channels, &mut consumers);
         }
         Checker::PostConsume => {
-            write(&node, writer, &channels);
+            write(&node, writer, &channels, RECORDS);
             let mut consumers = start_consumers(&node, &channels);
             consume_all(&node, &channels, &mut consumers);
         }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::neo::{NeoClient, PUSHED};
-use super::{record, Client, Node, OK};
+use super::{names_on_each_shard, record, Client, Node, OK};
 
 /// Records per bulk test (dmqtest `bulk_test_record_count`).
 pub const RECORDS: usize = 10_000;
@@ -36,6 +36,18 @@ impl Writer {
             Writer::PushMulti | Writer::ProduceMulti | Writer::NeoPushMulti => two.to_vec(),
         }
     }
+}
+
+/// A node for the neo writer/checker runs (neo port, Consume batches flushed
+/// after 1 ms, 4 MiB rings), and the channels `writer` writes to on it: one
+/// per shard for the two-channel writers.
+pub fn start_neo_node_for(writer: Writer) -> (Node, Vec<String>) {
+    let node = Node::start_neo(&[
+        "performance.write_flush_ms=1",
+        "server.channel_size_limit=4194304",
+    ]);
+    let channels = writer.channels(&names_on_each_shard("test_channel", 1));
+    (node, channels)
 }
 
 /// Writes `record(0)..record(count - 1)` with `writer` to `channels` of `node`.
