@@ -20,8 +20,8 @@ use glommio::net::{UnixListener, UnixStream};
 
 use crate::context::ShardContext;
 use crate::request::channel_name;
-use crate::route::Op;
-use crate::shard::ShardSnapshot;
+
+use crate::shard::{OpBatch, ShardSnapshot};
 
 /// Longest command line accepted.
 const MAX_LINE_BYTES: usize = 4096;
@@ -145,10 +145,9 @@ pub async fn execute(line: &str, ctx: &ShardContext) -> String {
                 return format!("Error: invalid channel name '{name}'\n");
             };
             let owner = ctx.router.owner(channel.as_bytes());
-            let op = Op::Remove {
-                channel: channel.to_owned(),
-            };
-            match ctx.router.call(owner, op).await {
+            let mut remove = OpBatch::default();
+            remove.remove(channel.to_owned());
+            match ctx.router.run(owner, remove).await {
                 Ok(_) => {
                     tracing::info!(channel, "channel removed by admin command");
                     format!("Channel {channel} removed.\n")

@@ -6,14 +6,39 @@
 
 use std::cell::Ref;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::credentials::CredentialStore;
-use crate::listener::ConnectionCount;
 use crate::metrics::probes::Probes;
 use crate::route::Router;
 use crate::shutdown::Shutdown;
+
+/// Open connections of one listener over all shards: touched on accept and
+/// close only.
+#[derive(Debug, Default)]
+pub struct ConnectionCount(AtomicUsize);
+
+impl ConnectionCount {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new connection unless `limit` are open already.
+    pub fn try_open(&self, limit: usize) -> bool {
+        if self.0.fetch_add(1, Ordering::SeqCst) >= limit {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Counts a connection that ended.
+    pub fn close(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// State of the whole process, touched off the hot path only (accept, close,
 /// authentication, shutdown).

@@ -5,7 +5,7 @@
 //! Layout: [`config`] (YAML, overrides, validation), [`server`] (start, shards,
 //! shutdown), [`listener`] (accept loops), [`route`] (channel ownership and the
 //! cross-shard mesh), [`shard`] (a shard's channels and consumers: the one place
-//! that mutates them), [`overflow`] (a shard's disk I/O tasks), [`persist`]
+//! that mutates them), [`overflow_io`] (a shard's disk I/O tasks), [`persist`]
 //! (the data directory at start and stop), [`legacy`] and [`neo`]
 //! (connections and request batching), [`request`] (one handler file per
 //! request), [`admin`], [`metrics`], [`stats`], [`logging`], [`shutdown`],
@@ -21,7 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod migrate;
 pub mod neo;
-pub mod overflow;
+pub mod overflow_io;
 pub mod persist;
 pub mod preflight;
 pub mod request;

@@ -8,14 +8,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
-use crate::context::ShardContext;
+use crate::context::{ConnectionCount, ShardContext};
 
 /// The listening sockets of one protocol: one per shard, all on one address.
 pub struct BoundListener {
@@ -57,16 +56,6 @@ pub fn bind(addr: SocketAddr, shards: usize, backlog: u32) -> io::Result<BoundLi
     })
 }
 
-/// Open connections of one listener over all shards.
-#[derive(Debug, Default)]
-pub struct ConnectionCount(AtomicUsize);
-
-impl ConnectionCount {
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// Decrements the counts when a connection task ends, however it ends.
 struct Slot {
     count: Arc<ConnectionCount>,
@@ -75,7 +64,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.count.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.close();
         self.ctx.shutdown().connection_closed();
     }
 }
@@ -114,8 +103,7 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        if count.0.fetch_add(1, Ordering::SeqCst) >= limit {
-            count.0.fetch_sub(1, Ordering::SeqCst);
+        if !count.try_open(limit) {
             tracing::warn!(
                 protocol,
                 limit,

@@ -32,7 +32,7 @@ use dmq_storage::disk::{self, DiskConfig, DiskQueue, DiskWriter, ReadPlan, Recov
 use dmq_storage::files::{self, ChannelContent, FileError};
 use dmq_storage::{channels::MIN_RING_BYTES, ChannelSizes};
 
-use crate::overflow::SegmentDir;
+use crate::overflow_io::SegmentDir;
 use crate::route::shard_for;
 use crate::shard::Shard;
 
@@ -702,7 +702,7 @@ pub fn write_overflow_index(shard: &Shard, dir: &SegmentDir) -> Result<usize, Pe
         .channels()
         .iter()
         .flat_map(|channel| channel.storages().map(|(name, s)| (name, s.disk())));
-    let index = shard.disk.index(queues);
+    let index = shard.overflow.disk.index(queues);
     for (&seq, entries) in &index {
         let name = disk::segment_index_file_name(dir.shard, dir.shards, seq);
         let path = dir.dir.join(&name);

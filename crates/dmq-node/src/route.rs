@@ -18,10 +18,11 @@ use glommio::channels::channel_mesh::Senders;
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::GlommioError;
 
-use dmq_storage::disk::DiskError;
 use dmq_storage::Stored;
 
-use crate::shard::{ConsumerId, PollResult, PopOutcome, PushError, Shard, ShardSnapshot};
+use crate::shard::{
+    reply, run_batch, ConsumerId, OpBatch, PollResult, Replies, Shard, ShardSnapshot, Slot,
+};
 
 /// Index of a shard (= executor = core).
 pub type ShardId = usize;
@@ -40,212 +41,119 @@ pub fn shard_for(channel: &[u8], nr_shards: usize) -> ShardId {
     (hash % nr_shards as u64) as ShardId
 }
 
-/// One operation on the owner shard's channels. Names are already validated.
-#[derive(Debug)]
-pub enum Op {
-    /// One record to every storage of each channel (created if missing), in
-    /// list order. One op carries all of a request's channels on this shard,
-    /// so the value crosses cores once per shard, not once per channel.
-    Push {
-        channels: Vec<String>,
-        value: Vec<u8>,
-    },
-    /// A run of records encoded `u64 len + bytes` (a Produce batch), each to
-    /// every channel in list order.
-    PushEncoded {
-        channels: Vec<String>,
-        records: Vec<u8>,
-    },
-    Pop {
-        channel: String,
-        create: bool,
-    },
-    Create {
-        channel: String,
-    },
-    Remove {
-        channel: String,
-    },
-    ConsumeStart {
-        channel: String,
-        subscriber: String,
-    },
-    ConsumeStop {
-        consumer: ConsumerId,
-    },
-    /// Report the shard's storages and counters (admin socket, metrics, stats);
-    /// `true` starts a new max-active window.
-    Snapshot {
-        reset_max_active: bool,
-    },
-    /// Answered `Push(Ok)` once every push of this shard up to `ticket` is on
-    /// disk (`Push(Err)` if a write failed first): the acknowledgement of a
-    /// local push that went to the disk overflow.
-    AwaitDurable {
-        ticket: u64,
-    },
+/// The batches of one connection's work for several shards, one per shard
+/// in first-use order. Each shard's batch keeps connection order.
+#[derive(Debug, Default)]
+pub struct ShardBatches {
+    batches: Vec<(ShardId, OpBatch)>,
 }
 
-/// What applying an [`Op`] gave.
-#[derive(Debug)]
-pub enum Applied {
-    Done(OpResult),
-    /// Done, to be acknowledged once the ticket is on disk.
-    Durable(OpResult, u64),
-    /// A Pop that waits for records to come back from disk: apply the op
-    /// again when the receiver fires.
-    Wait(Op, oneshot::Receiver<()>),
-}
-
-impl Applied {
-    fn stored(result: OpResult, stored: Stored) -> Applied {
-        match stored {
-            Stored::Memory => Applied::Done(result),
-            Stored::Disk(ticket) => Applied::Durable(result, ticket),
-        }
+impl ShardBatches {
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
     }
-}
 
-/// Applies `ops` in order on this shard: synchronously as far as possible,
-/// waiting where a Pop needs records from disk; then waits until the pushes
-/// that went to disk are written, and turns them into errors if a write
-/// failed. Results come in the order of `ops`.
-pub async fn run_ops(shard: &RefCell<Shard>, ops: Vec<Op>) -> Vec<OpResult> {
-    let mut results = Vec::with_capacity(ops.len());
-    let mut durable: Vec<(usize, u64)> = Vec::new();
-    for op in ops {
-        let mut op = op;
-        loop {
-            let applied = shard.borrow_mut().apply(op);
-            match applied {
-                Applied::Done(result) => results.push(result),
-                Applied::Durable(result, ticket) => {
-                    durable.push((results.len(), ticket));
-                    results.push(result);
-                }
-                Applied::Wait(again, ready) => {
-                    // A dropped sender (shutdown) also means: look again.
-                    let _ = ready.await;
-                    op = again;
-                    continue;
-                }
-            }
-            break;
-        }
-    }
-    if let Some(ticket) = durable.iter().map(|&(_, t)| t).max() {
-        if crate::overflow::wait_durable(shard, ticket).await.is_err() {
-            let written = shard.borrow().disk.durable_ticket();
-            for (index, ticket) in durable {
-                if ticket > written {
-                    results[index] = match &results[index] {
-                        OpResult::Produced(_) => OpResult::Produced(Err(0)),
-                        _ => OpResult::Push(Err(PushError::Disk(DiskError::Unavailable))),
-                    };
-                }
-            }
-        }
-    }
-    results
-}
-
-/// The answer to one [`Op`], in the same position of the batch.
-#[derive(Debug, PartialEq)]
-pub enum OpResult {
-    Done,
-    Push(Result<(), PushError>),
-    /// A Produce batch: `Err(i)` = the i-th channel of the op refused a record.
-    Produced(Result<(), usize>),
-    Pop(PopOutcome),
-    Consumer(ConsumerId),
-    Snapshot(Box<ShardSnapshot>),
-}
-
-impl Shard {
-    /// Applies one operation; the single entry point for work from other
-    /// shards (through [`run_ops`], which handles the waiting).
-    pub fn apply(&mut self, op: Op) -> Applied {
-        let result = match op {
-            Op::Push { channels, value } => {
-                // Every channel gets its push (no short cut); the answer is
-                // an error if any refused.
-                let mut result = Ok(());
-                let mut stored = Stored::Memory;
-                for channel in &channels {
-                    match self.push(channel, &value) {
-                        Ok(s) => stored = stored.max(s),
-                        Err(e) => result = Err(e),
-                    }
-                }
-                return Applied::stored(OpResult::Push(result), stored);
-            }
-            Op::PushEncoded { channels, records } => {
-                return match self.push_encoded(&channels, &records) {
-                    Ok(stored) => Applied::stored(OpResult::Produced(Ok(())), stored),
-                    Err(index) => Applied::Done(OpResult::Produced(Err(index))),
-                };
-            }
-            Op::Pop { channel, create } => match self.try_pop(&channel, create) {
-                Ok(outcome) => OpResult::Pop(outcome),
-                Err(ready) => return Applied::Wait(Op::Pop { channel, create }, ready),
-            },
-            Op::AwaitDurable { ticket } => {
-                return Applied::Durable(OpResult::Push(Ok(())), ticket);
-            }
-            Op::Create { channel } => {
-                self.create(&channel);
-                OpResult::Done
-            }
-            Op::Remove { channel } => {
-                return match self.remove(&channel) {
-                    Some(ticket) => Applied::Durable(OpResult::Done, ticket),
-                    None => Applied::Done(OpResult::Done),
-                };
-            }
-            Op::ConsumeStart {
-                channel,
-                subscriber,
-            } => OpResult::Consumer(self.consume_start(&channel, &subscriber)),
-            Op::ConsumeStop { consumer } => {
-                self.consume_stop(consumer);
-                OpResult::Done
-            }
-            Op::Snapshot { reset_max_active } => {
-                OpResult::Snapshot(Box::new(self.snapshot(reset_max_active)))
+    /// The batch for `shard`, started if this is its first op.
+    pub fn for_shard(&mut self, shard: ShardId) -> &mut OpBatch {
+        let slot = match self.batches.iter().position(|(s, _)| *s == shard) {
+            Some(slot) => slot,
+            None => {
+                self.batches.push((shard, OpBatch::default()));
+                self.batches.len() - 1
             }
         };
-        Applied::Done(result)
+        &mut self.batches[slot].1
+    }
+
+    /// Sends every batch (one mesh message per shard, all sent before any
+    /// answer is awaited; this shard's batch runs in a task of its own).
+    pub async fn submit(self, router: &Router) -> Result<PendingReplies, ShardGone> {
+        let mut pending = Vec::with_capacity(self.batches.len());
+        for (shard, batch) in self.batches {
+            pending.push((shard, router.submit(shard, batch).await?));
+        }
+        Ok(PendingReplies { pending })
     }
 }
 
-/// Appends `op` to the batch for `shard` in `ops` (one batch per shard, in
-/// first-use order) and returns its position in that batch.
-pub fn queue_op(ops: &mut Vec<(ShardId, Vec<Op>)>, shard: ShardId, op: Op) -> usize {
-    let slot = match ops.iter().position(|(s, _)| *s == shard) {
-        Some(slot) => slot,
-        None => {
-            ops.push((shard, Vec::new()));
-            ops.len() - 1
+/// The answers of submitted [`ShardBatches`], still to come.
+#[derive(Debug)]
+pub struct PendingReplies {
+    pending: Vec<(ShardId, oneshot::Receiver<Replies>)>,
+}
+
+impl PendingReplies {
+    /// Every shard's replies; `ShardGone` if one did not answer.
+    pub async fn wait(self) -> Result<ShardReplies, ShardGone> {
+        let mut replies = Vec::with_capacity(self.pending.len());
+        for (shard, answer) in self.pending {
+            replies.push((shard, answer.await.map_err(|_| ShardGone(shard))?));
         }
-    };
-    let batch = &mut ops[slot].1;
-    batch.push(op);
-    batch.len() - 1
+        Ok(ShardReplies { replies })
+    }
+
+    /// Every shard's replies; a shard that did not answer has empty replies,
+    /// so its slots read `None`.
+    pub async fn wait_all(self) -> ShardReplies {
+        let mut replies = Vec::with_capacity(self.pending.len());
+        for (shard, answer) in self.pending {
+            replies.push((shard, answer.await.unwrap_or_default()));
+        }
+        ShardReplies { replies }
+    }
+}
+
+/// The replies of several shards to one connection's batches.
+#[derive(Debug, Default)]
+pub struct ShardReplies {
+    replies: Vec<(ShardId, Replies)>,
+}
+
+impl ShardReplies {
+    /// `shard`'s replies (empty if it was sent nothing or did not answer).
+    pub fn of(&self, shard: ShardId) -> &Replies {
+        static NONE: Replies = Replies::EMPTY;
+        self.replies
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map_or(&NONE, |(_, r)| r)
+    }
+}
+
+/// Where the parts of a push spread over shards are answered.
+#[derive(Debug, Default)]
+pub struct PushParts {
+    /// A push done inline on this shard was refused.
+    pub local_refused: bool,
+    /// One slot per shard the push went to as an op (this shard's too when
+    /// inline pushes went to disk: its slot is their acknowledgement).
+    pub parts: Vec<(ShardId, Slot<reply::Pushed>)>,
+}
+
+impl PushParts {
+    /// Whether every part was pushed (a part without a reply was not).
+    pub fn all_pushed(&self, replies: &ShardReplies) -> bool {
+        !self.local_refused
+            && self
+                .parts
+                .iter()
+                .all(|&(shard, slot)| replies.of(shard).pushed(slot) == Some(Ok(())))
+    }
 }
 
 /// Pushes `value` to every channel of a Push or PushMulti: the channels this
 /// shard owns at once (when `inline`; otherwise as an op for this shard, like
-/// the others), the others grouped into one [`Op::Push`] per owner shard
-/// (returned for the caller to send). Returns whether a local push was
-/// refused; when local pushes went to disk, the ops include an
-/// [`Op::AwaitDurable`] for this shard, whose answer is their acknowledgement.
+/// the others), the others grouped into one push op per owner shard in
+/// `batches`. When local pushes went to disk, the batch for this shard gets
+/// an await of their write, whose answer is their acknowledgement.
 pub fn push_to_owners<'c>(
     router: &Router,
     channels: impl IntoIterator<Item = &'c str>,
     value: &[u8],
     inline: bool,
-) -> (bool, Vec<(ShardId, Op)>) {
-    let mut local_refused = false;
+    batches: &mut ShardBatches,
+) -> PushParts {
+    let mut result = PushParts::default();
     let mut local = Stored::Memory;
     let mut remote: Vec<(ShardId, Vec<String>)> = Vec::new();
     for channel in channels {
@@ -253,7 +161,7 @@ pub fn push_to_owners<'c>(
         if inline && router.is_local(owner) {
             match router.local().borrow_mut().push(channel, value) {
                 Ok(stored) => local = local.max(stored),
-                Err(_) => local_refused = true,
+                Err(_) => result.local_refused = true,
             }
         } else {
             match remote.iter_mut().find(|(shard, _)| *shard == owner) {
@@ -262,33 +170,47 @@ pub fn push_to_owners<'c>(
             }
         }
     }
-    let mut ops: Vec<(ShardId, Op)> = remote
-        .into_iter()
-        .map(|(shard, channels)| {
-            let op = Op::Push {
-                channels,
-                value: value.to_vec(),
-            };
-            (shard, op)
-        })
-        .collect();
-    if let Stored::Disk(ticket) = local {
-        ops.push((router.me(), Op::AwaitDurable { ticket }));
+    for (shard, channels) in remote {
+        let slot = batches.for_shard(shard).push(channels, value.to_vec());
+        result.parts.push((shard, slot));
     }
-    (local_refused, ops)
+    if let Stored::Disk(ticket) = local {
+        let me = router.me();
+        let slot = batches.for_shard(me).await_durable(ticket);
+        result.parts.push((me, slot));
+    }
+    result
 }
 
-/// The envelope between shards.
+/// The envelope between shards: one variant per call, each with a reply
+/// channel of its own result type.
 #[derive(Debug)]
 pub enum ShardMsg {
+    /// Data operations in connection order ([`run_batch`]).
     Batch {
-        ops: Vec<Op>,
-        reply: oneshot::Sender<Vec<OpResult>>,
+        ops: OpBatch,
+        reply: oneshot::Sender<Replies>,
     },
+    /// The next records of a consumer ([`Shard::consume_poll`]).
     Poll {
         consumer: ConsumerId,
         max_bytes: usize,
         reply: oneshot::Sender<PollResult>,
+    },
+    ConsumeStart {
+        channel: String,
+        subscriber: String,
+        reply: oneshot::Sender<ConsumerId>,
+    },
+    ConsumeStop {
+        consumer: ConsumerId,
+        reply: oneshot::Sender<()>,
+    },
+    /// The shard's storages and counters (admin socket, metrics, stats);
+    /// `reset_max_active` starts a new max-active window.
+    Snapshot {
+        reset_max_active: bool,
+        reply: oneshot::Sender<Box<ShardSnapshot>>,
     },
 }
 
@@ -342,13 +264,13 @@ impl Router {
     }
 
     /// Runs a batch on `shard`: inline when it is this shard, otherwise as one mesh
-    /// message. Results come back in the order of `ops`.
-    pub async fn run(&self, shard: ShardId, ops: Vec<Op>) -> Result<Vec<OpResult>, ShardGone> {
+    /// message.
+    pub async fn run(&self, shard: ShardId, batch: OpBatch) -> Result<Replies, ShardGone> {
         if self.is_local(shard) {
-            bump(&self.shard.borrow().probes.ops_local, ops.len() as u64);
-            return Ok(run_ops(&self.shard, ops).await);
+            bump(&self.shard.borrow().probes.ops_local, batch.len() as u64);
+            return Ok(run_batch(&self.shard, batch).await);
         }
-        self.submit(shard, ops)
+        self.submit(shard, batch)
             .await?
             .await
             .map_err(|_| ShardGone(shard))
@@ -360,23 +282,74 @@ impl Router {
     pub async fn submit(
         &self,
         shard: ShardId,
-        ops: Vec<Op>,
-    ) -> Result<oneshot::Receiver<Vec<OpResult>>, ShardGone> {
+        batch: OpBatch,
+    ) -> Result<oneshot::Receiver<Replies>, ShardGone> {
         let (reply, answer) = oneshot::channel();
         if self.is_local(shard) {
-            bump(&self.shard.borrow().probes.ops_local, ops.len() as u64);
-            run_and_reply(self.shard.clone(), ops, reply).await;
+            bump(&self.shard.borrow().probes.ops_local, batch.len() as u64);
+            run_and_reply(self.shard.clone(), batch, reply).await;
             return Ok(answer);
         }
-        bump(&self.shard.borrow().probes.ops_remote, ops.len() as u64);
-        self.send(shard, ShardMsg::Batch { ops, reply }).await?;
+        bump(&self.shard.borrow().probes.ops_remote, batch.len() as u64);
+        self.send(shard, ShardMsg::Batch { ops: batch, reply })
+            .await?;
         Ok(answer)
     }
 
-    /// Runs one operation on `shard` (see [`Router::run`]).
-    pub async fn call(&self, shard: ShardId, op: Op) -> Result<OpResult, ShardGone> {
-        let mut results = self.run(shard, vec![op]).await?;
-        results.pop().ok_or(ShardGone(shard))
+    /// Subscribes and registers a consumer on `shard` (see
+    /// [`Shard::consume_start`]).
+    pub async fn consume_start(
+        &self,
+        shard: ShardId,
+        channel: &str,
+        subscriber: &str,
+    ) -> Result<ConsumerId, ShardGone> {
+        if self.is_local(shard) {
+            return Ok(self.shard.borrow_mut().consume_start(channel, subscriber));
+        }
+        let (reply, answer) = oneshot::channel();
+        let msg = ShardMsg::ConsumeStart {
+            channel: channel.to_owned(),
+            subscriber: subscriber.to_owned(),
+            reply,
+        };
+        self.send(shard, msg).await?;
+        answer.await.map_err(|_| ShardGone(shard))
+    }
+
+    /// Unregisters a consumer on `shard`; returns once it is done there, so
+    /// that a poll sent before it has been answered or dropped.
+    pub async fn consume_stop(
+        &self,
+        shard: ShardId,
+        consumer: ConsumerId,
+    ) -> Result<(), ShardGone> {
+        if self.is_local(shard) {
+            self.shard.borrow_mut().consume_stop(consumer);
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(shard, ShardMsg::ConsumeStop { consumer, reply })
+            .await?;
+        answer.await.map_err(|_| ShardGone(shard))
+    }
+
+    /// `shard`'s snapshot (see [`Shard::snapshot`]).
+    pub async fn snapshot(
+        &self,
+        shard: ShardId,
+        reset_max_active: bool,
+    ) -> Result<ShardSnapshot, ShardGone> {
+        if self.is_local(shard) {
+            return Ok(self.shard.borrow().snapshot(reset_max_active));
+        }
+        let (reply, answer) = oneshot::channel();
+        let msg = ShardMsg::Snapshot {
+            reset_max_active,
+            reply,
+        };
+        self.send(shard, msg).await?;
+        answer.await.map(|s| *s).map_err(|_| ShardGone(shard))
     }
 
     /// Waits for the next records of a consumer registered on `shard`.
@@ -392,15 +365,12 @@ impl Router {
                 .borrow_mut()
                 .consume_poll(consumer, max_bytes, reply);
         } else {
-            self.send(
-                shard,
-                ShardMsg::Poll {
-                    consumer,
-                    max_bytes,
-                    reply,
-                },
-            )
-            .await?;
+            let msg = ShardMsg::Poll {
+                consumer,
+                max_bytes,
+                reply,
+            };
+            self.send(shard, msg).await?;
         }
         answer.await.map_err(|_| ShardGone(shard))
     }
@@ -425,6 +395,9 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
     let mut handled: u32 = 0;
     while let Some(msg) = from.recv().await {
         bump(&shard.borrow().probes.mesh_received, 1);
+        // A closed reply means the asking connection went away; what was
+        // popped for it is lost with it, as records in flight on a broken
+        // socket are.
         match msg {
             ShardMsg::Batch { ops, reply } => run_and_reply(shard.clone(), ops, reply).await,
             ShardMsg::Poll {
@@ -432,6 +405,25 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
                 max_bytes,
                 reply,
             } => shard.borrow_mut().consume_poll(consumer, max_bytes, reply),
+            ShardMsg::ConsumeStart {
+                channel,
+                subscriber,
+                reply,
+            } => {
+                let id = shard.borrow_mut().consume_start(&channel, &subscriber);
+                let _ = reply.send(id);
+            }
+            ShardMsg::ConsumeStop { consumer, reply } => {
+                shard.borrow_mut().consume_stop(consumer);
+                let _ = reply.send(());
+            }
+            ShardMsg::Snapshot {
+                reset_max_active,
+                reply,
+            } => {
+                let snapshot = shard.borrow().snapshot(reset_max_active);
+                let _ = reply.send(Box::new(snapshot));
+            }
         }
         handled = handled.wrapping_add(1);
         if handled.is_multiple_of(256) {
@@ -440,20 +432,14 @@ pub async fn pump(shard: Rc<RefCell<Shard>>, from: ConnectedReceiver<ShardMsg>) 
     }
 }
 
-/// Runs `ops` on this shard and sends the results: at once when nothing has
-/// to wait (the common case), otherwise from a task of its own so that the
-/// caller goes on.
-async fn run_and_reply(
-    shard: Rc<RefCell<Shard>>,
-    ops: Vec<Op>,
-    reply: oneshot::Sender<Vec<OpResult>>,
-) {
-    let mut run = Box::pin(async move { run_ops(&shard, ops).await });
+/// Runs `batch` on this shard and sends the replies: at once when nothing
+/// has to wait (the common case), otherwise from a task of its own so that
+/// the caller goes on.
+async fn run_and_reply(shard: Rc<RefCell<Shard>>, batch: OpBatch, reply: oneshot::Sender<Replies>) {
+    let mut run = Box::pin(async move { run_batch(&shard, batch).await });
     match futures_lite::future::poll_once(&mut run).await {
-        // A closed reply means the asking connection went away; its pops
-        // are lost with it, as records in flight on a broken socket are.
-        Some(results) => {
-            let _ = reply.send(results);
+        Some(replies) => {
+            let _ = reply.send(replies);
         }
         None => {
             glommio::spawn_local(async move {
@@ -468,26 +454,26 @@ async fn run_and_reply(
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_push_op_serves_every_channel_spilling_where_needed() {
-        let sizes =
-            dmq_storage::ChannelSizes::new(1024, vec![("tiny".to_owned(), 16)]).expect("sizes");
-        let mut shard = Shard::new(sizes);
-        let op = Op::Push {
-            channels: vec!["a".into(), "tiny".into(), "b".into(), "a".into()],
-            value: vec![7; 20],
-        };
-        // "tiny" cannot hold the value: it goes to disk, and the op is
-        // acknowledged once that is written.
-        let Applied::Durable(result, _) = shard.apply(op) else {
-            panic!("the op waits for its disk write");
-        };
-        assert_eq!(result, OpResult::Push(Ok(())));
-        for (channel, expected) in [("a", 2), ("b", 1), ("tiny", 1)] {
-            let records = shard.channels().get(channel).map_or(0, |c| c.records());
-            assert_eq!(records, expected, "{channel}");
-        }
-    }
+    /// Owners computed outside this code, from the FNV-1a 64 definition
+    /// (offset basis 0xcbf29ce484222325, prime 0x100000001b3) modulo the
+    /// shard count.
+    const GOLDEN: &[(&str, usize, ShardId)] = &[
+        ("test_channel", 2, 1),
+        ("test_channel", 3, 1),
+        ("test_channel", 8, 1),
+        ("ch1", 2, 1),
+        ("ch1", 3, 1),
+        ("ch1", 8, 5),
+        ("ch2", 2, 0),
+        ("ch2", 3, 1),
+        ("ch2", 8, 4),
+        ("greetings", 3, 0),
+        ("greetings", 8, 7),
+        ("a", 3, 1),
+        ("", 3, 2),
+        ("channel0", 8, 4),
+        ("orders-eu_1", 8, 5),
+    ];
 
     #[test]
     fn one_shard_owns_everything() {
@@ -496,9 +482,20 @@ mod tests {
     }
 
     #[test]
-    fn ownership_is_stable_and_spreads() {
-        // Fixed values: a change here would move channels between shards on upgrade.
-        assert_eq!(shard_for(b"test_channel", 2), shard_for(b"test_channel", 2));
+    fn ownership_is_pinned() {
+        // Golden values: a change here moves channels between shards on
+        // upgrade, and strands their dumps and overflow on the wrong shard.
+        for (name, nr_shards, owner) in GOLDEN {
+            assert_eq!(
+                shard_for(name.as_bytes(), *nr_shards),
+                *owner,
+                "{name} of {nr_shards}"
+            );
+        }
+    }
+
+    #[test]
+    fn ownership_spreads() {
         let mut counts = [0usize; 4];
         for i in 0..4000 {
             counts[shard_for(format!("channel{i}").as_bytes(), 4)] += 1;

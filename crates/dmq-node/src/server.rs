@@ -201,21 +201,21 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                         tracing::error!(storage = %name, "overflow records of a storage that was not restored");
                     }
                 }
-                let segments = crate::overflow::SegmentDir {
+                let segments = crate::overflow_io::SegmentDir {
                     dir: layout.data_dir.clone(),
                     shard: id,
                     shards,
                     segment_size: layout.disk.segment_size,
                     unreserved_logged: Default::default(),
                 };
-                let writer = glommio::spawn_local(crate::overflow::write_loop(
+                let writer = glommio::spawn_local(crate::overflow_io::write_loop(
                     shard.clone(),
                     segments.clone(),
                     Duration::from_millis(u64::from(config.overflow.write_index_ms)),
                 ));
                 let segments_dir = segments.clone();
                 let reader =
-                    glommio::spawn_local(crate::overflow::read_loop(shard.clone(), segments));
+                    glommio::spawn_local(crate::overflow_io::read_loop(shard.clone(), segments));
                 let senders = if shards > 1 {
                     let (senders, mut receivers) = mesh
                         .join()
@@ -305,7 +305,7 @@ pub fn run(config: Config, on_bound: impl FnOnce(&Bound)) -> anyhow::Result<()> 
                 }
                 drain(&node.shutdown, id).await;
                 // The overflow: reads stop, everything pending is written and synced.
-                let io = shard.borrow().io.clone();
+                let io = shard.borrow().overflow.io.clone();
                 io.stop_reader();
                 reader.await;
                 io.stop_writer();

@@ -13,28 +13,18 @@ use dmq_proto::legacy::{encode_array, encode_status, Status};
 use std::time::Instant;
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::route::{queue_op, Op, OpResult, Router, ShardGone, ShardId};
-use crate::shard::{PopOutcome, PushError};
+use crate::route::{PushParts, Router, ShardBatches, ShardGone, ShardId, ShardReplies};
+use crate::shard::{reply, OpBatch, PopOutcome, PushError, Slot};
 
 /// Requests per batch: bounds the held replies and the size of one mesh message.
 pub const MAX_BATCH_REQUESTS: usize = 128;
 /// Pops per batch: a Pop reply can be a whole 10 MiB record.
 pub const MAX_BATCH_POPS: usize = 16;
 
-/// How to turn a remote result into legacy reply bytes.
-#[derive(Debug, Clone, Copy)]
-pub enum ReplyKind {
-    /// 200, or 500 when the disk overflow could not take the record.
-    Push,
-    /// 200 + value, 200 + empty array, or 500 (missing or subscribed channel).
-    Pop,
-    /// This status whatever the result (the op had to happen, the answer is fixed).
-    Fixed(Status),
-}
-
 /// Which request a held reply answers (for its metrics).
 type Meta = RequestKind;
 
+/// A reply behind the first one that waits for a shard, in request order.
 enum Held {
     /// Reply bytes already known, at `held[start..end]`.
     Bytes {
@@ -42,18 +32,23 @@ enum Held {
         end: usize,
         meta: Meta,
     },
-    Remote {
+    /// 200, or 500 when the disk overflow could not take the record.
+    Pushed {
         meta: Meta,
         shard: ShardId,
-        index: usize,
-        kind: ReplyKind,
+        slot: Slot<reply::Pushed>,
     },
-    /// A PushMulti over several shards: 200 unless any part was refused.
-    AllPushed {
+    /// 200 + value, 200 + empty array, or 500 (missing or subscribed channel).
+    Popped {
         meta: Meta,
-        parts: Vec<(ShardId, usize)>,
-        local_refused: bool,
+        shard: ShardId,
+        slot: Slot<reply::Popped>,
     },
+    /// This status once the batch's ops are done (the op had to happen, the
+    /// answer is fixed).
+    Fixed { meta: Meta, status: Status },
+    /// A PushMulti over several shards: 200 unless any part was refused.
+    AllPushed { meta: Meta, parts: PushParts },
 }
 
 /// One run of pipelined requests and their replies.
@@ -64,8 +59,8 @@ pub struct Batch<'r> {
     /// Replies behind the first remote one, in order.
     queue: Vec<Held>,
     held: Vec<u8>,
-    /// Ops per remote shard, in connection order.
-    ops: Vec<(ShardId, Vec<Op>)>,
+    /// Ops per shard, in connection order.
+    ops: ShardBatches,
     requests: usize,
     pops: usize,
     /// The request being handled.
@@ -87,7 +82,7 @@ impl<'r> Batch<'r> {
             out,
             queue: Vec::new(),
             held: Vec::new(),
-            ops: Vec::new(),
+            ops: ShardBatches::default(),
             requests: 0,
             pops: 0,
             current: RequestKind::Push,
@@ -153,38 +148,49 @@ impl<'r> Batch<'r> {
         self.reply(|out| encode_status(out, status));
     }
 
-    /// Queues `op` for `shard` (another one, or this one for ops that wait
-    /// for the disk); its reply is made from its result.
-    pub fn remote(&mut self, shard: ShardId, op: Op, kind: ReplyKind) {
-        let index = self.push_op(shard, op);
-        self.queue.push(Held::Remote {
-            meta: self.current,
-            shard,
-            index,
-            kind,
-        });
+    /// The ops for `shard` (another one, or this one for ops that wait for
+    /// the disk); their replies are held with [`Batch::reply_pushed`] and
+    /// the like.
+    pub fn ops(&mut self, shard: ShardId) -> &mut OpBatch {
+        self.ops.for_shard(shard)
     }
 
-    /// Queues `op` for `shard` and returns its position, for [`Batch::all_pushed`].
-    pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
-        queue_op(&mut self.ops, shard, op)
+    /// Every shard's ops so far, for a push spread over shards
+    /// ([`crate::route::push_to_owners`]).
+    pub fn all_ops(&mut self) -> &mut ShardBatches {
+        &mut self.ops
+    }
+
+    /// The reply of a push answered by `shard`'s `slot`.
+    pub fn reply_pushed(&mut self, shard: ShardId, slot: Slot<reply::Pushed>) {
+        let meta = self.current;
+        self.queue.push(Held::Pushed { meta, shard, slot });
+    }
+
+    /// The reply of a pop answered by `shard`'s `slot`.
+    pub fn reply_popped(&mut self, shard: ShardId, slot: Slot<reply::Popped>) {
+        let meta = self.current;
+        self.queue.push(Held::Popped { meta, shard, slot });
+    }
+
+    /// A fixed reply, sent once the ops queued so far are done.
+    pub fn reply_after_ops(&mut self, status: Status) {
+        let meta = self.current;
+        self.queue.push(Held::Fixed { meta, status });
     }
 
     /// The reply of a push spread over shards: 500 if the local part or any
     /// other part was refused, otherwise 200.
-    pub fn all_pushed(&mut self, parts: Vec<(ShardId, usize)>, local_refused: bool) {
-        if parts.is_empty() {
-            self.status(if local_refused {
+    pub fn all_pushed(&mut self, parts: PushParts) {
+        if parts.parts.is_empty() {
+            self.status(if parts.local_refused {
                 Status::Error
             } else {
                 Status::Ok
             });
         } else {
-            self.queue.push(Held::AllPushed {
-                meta: self.current,
-                parts,
-                local_refused,
-            });
+            let meta = self.current;
+            self.queue.push(Held::AllPushed { meta, parts });
         }
     }
 
@@ -211,56 +217,44 @@ impl<'r> Batch<'r> {
 
     /// Sends the remote ops and writes the held replies in order.
     async fn resolve_held(&mut self) -> Result<(), ShardGone> {
-        let mut pending = Vec::with_capacity(self.ops.len());
-        for (shard, ops) in std::mem::take(&mut self.ops) {
-            pending.push((shard, self.router.submit(shard, ops).await?));
-        }
-        let mut results: Vec<(ShardId, Vec<OpResult>)> = Vec::with_capacity(pending.len());
-        for (shard, answer) in pending {
-            results.push((shard, answer.await.map_err(|_| ShardGone(shard))?));
-        }
-        let result = |shard: ShardId, index: usize| {
-            results
-                .iter()
-                .find(|(s, _)| *s == shard)
-                .and_then(|(_, r)| r.get(index))
-        };
+        let ops = std::mem::take(&mut self.ops);
+        let replies = ops.submit(self.router).await?.wait().await?;
         for held in std::mem::take(&mut self.queue) {
             let at = self.out.len();
-            let meta = match held {
-                Held::Bytes { start, end, meta } => {
-                    self.out.extend_from_slice(&self.held[start..end]);
-                    meta
-                }
-                Held::Remote {
-                    meta,
-                    shard,
-                    index,
-                    kind,
-                } => {
-                    let r = result(shard, index).ok_or(ShardGone(shard))?;
-                    encode_result(&mut self.out, kind, r);
-                    meta
-                }
-                Held::AllPushed {
-                    meta,
-                    parts,
-                    local_refused,
-                } => {
-                    let refused = local_refused
-                        || parts.iter().any(|&(shard, index)| {
-                            matches!(result(shard, index), Some(OpResult::Push(Err(_))))
-                        });
-                    encode_status(
-                        &mut self.out,
-                        if refused { Status::Error } else { Status::Ok },
-                    );
-                    meta
-                }
-            };
+            let meta = self.write_held(held, &replies)?;
             record(self.router, meta, &self.out[at..]);
         }
         Ok(())
+    }
+
+    /// Writes one held reply from the shards' replies.
+    fn write_held(&mut self, held: Held, replies: &ShardReplies) -> Result<Meta, ShardGone> {
+        let out = &mut self.out;
+        Ok(match held {
+            Held::Bytes { start, end, meta } => {
+                out.extend_from_slice(&self.held[start..end]);
+                meta
+            }
+            Held::Pushed { meta, shard, slot } => {
+                let pushed = replies.of(shard).pushed(slot).ok_or(ShardGone(shard))?;
+                encode_pushed(out, pushed);
+                meta
+            }
+            Held::Popped { meta, shard, slot } => {
+                let popped = replies.of(shard).popped(slot).ok_or(ShardGone(shard))?;
+                encode_pop(out, popped);
+                meta
+            }
+            Held::Fixed { meta, status } => {
+                encode_status(out, status);
+                meta
+            }
+            Held::AllPushed { meta, parts } => {
+                let ok = parts.all_pushed(replies);
+                encode_status(out, if ok { Status::Ok } else { Status::Error });
+                meta
+            }
+        })
     }
 }
 
@@ -274,22 +268,13 @@ fn record(router: &Router, kind: Meta, reply: &[u8]) {
     shard.probes.request_ended(Protocol::Legacy, kind);
 }
 
-/// The legacy reply for a remote result.
-fn encode_result(out: &mut Vec<u8>, kind: ReplyKind, result: &OpResult) {
-    match (kind, result) {
-        (ReplyKind::Fixed(status), _) => encode_status(out, status),
-        (ReplyKind::Push, OpResult::Push(Ok(()))) => encode_status(out, Status::Ok),
-        (ReplyKind::Push, OpResult::Push(Err(PushError::Disk(_)))) => {
-            encode_status(out, Status::Error)
-        }
-        (ReplyKind::Pop, OpResult::Pop(outcome)) => encode_pop(out, outcome),
-        // An op answered with a result of another kind is a bug of this process;
-        // the client gets the generic error and the mismatch is logged.
-        (kind, other) => {
-            tracing::error!(?kind, ?other, "internal error: mismatched shard result");
-            encode_status(out, Status::Error)
-        }
-    }
+/// The legacy Push reply: 200, or 500 when the overflow could not take it.
+fn encode_pushed(out: &mut Vec<u8>, pushed: Result<(), PushError>) {
+    let status = match pushed {
+        Ok(()) => Status::Ok,
+        Err(PushError::Disk(_)) => Status::Error,
+    };
+    encode_status(out, status);
 }
 
 /// The legacy Pop reply for an outcome.

@@ -6,7 +6,7 @@ pub mod http;
 pub mod probes;
 
 use crate::context::ShardContext;
-use crate::route::{Op, OpResult, ShardGone};
+use crate::route::ShardGone;
 use crate::shard::ShardSnapshot;
 
 /// Every shard's snapshot, in shard order (one mesh round trip per shard).
@@ -16,14 +16,7 @@ pub async fn gather(
 ) -> Result<Vec<ShardSnapshot>, ShardGone> {
     let mut all = Vec::with_capacity(ctx.node.nr_shards);
     for shard in 0..ctx.node.nr_shards {
-        match ctx
-            .router
-            .call(shard, Op::Snapshot { reset_max_active })
-            .await?
-        {
-            OpResult::Snapshot(snapshot) => all.push(*snapshot),
-            _ => return Err(ShardGone(shard)),
-        }
+        all.push(ctx.router.snapshot(shard, reset_max_active).await?);
     }
     Ok(all)
 }

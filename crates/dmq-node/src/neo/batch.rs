@@ -10,27 +10,26 @@ use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::ConnShared;
-use crate::route::{queue_op, Op, OpResult, ShardGone, ShardId};
-use crate::shard::{PopOutcome, PopRefused};
+use crate::route::{PushParts, ShardBatches, ShardGone, ShardId};
+use crate::shard::{reply, PopOutcome, PopRefused, Slot};
 
 enum Pending {
     Push {
         start: Instant,
         id: RequestId,
-        parts: Vec<(ShardId, usize)>,
-        local_failed: bool,
+        parts: PushParts,
     },
     Pop {
         start: Instant,
         id: RequestId,
         shard: ShardId,
-        index: usize,
+        slot: Slot<reply::Popped>,
     },
 }
 
 /// Remote work of one read, and the replies waiting for it.
 pub struct NeoBatch {
-    ops: Vec<(ShardId, Vec<Op>)>,
+    ops: ShardBatches,
     pending: Vec<Pending>,
     /// When the read's messages were parsed; requests answered inline are
     /// timed from there to the end of the read (two clock reads per read).
@@ -41,7 +40,7 @@ pub struct NeoBatch {
 impl Default for NeoBatch {
     fn default() -> Self {
         NeoBatch {
-            ops: Vec::new(),
+            ops: ShardBatches::default(),
             pending: Vec::new(),
             started: Instant::now(),
             timed: [0; RequestKind::COUNT],
@@ -58,34 +57,29 @@ impl NeoBatch {
         self.timed[kind as usize] += 1;
     }
 
-    /// Queues `op` for `shard` and returns its position in that shard's batch.
-    pub fn push_op(&mut self, shard: ShardId, op: Op) -> usize {
-        queue_op(&mut self.ops, shard, op)
+    /// The ops for other shards (and this one's waiting on the disk).
+    pub fn ops(&mut self) -> &mut ShardBatches {
+        &mut self.ops
     }
 
     /// Request `id` is answered Pushed once every part succeeded.
-    pub fn await_push(
+    pub fn await_push(&mut self, start: Instant, id: RequestId, parts: PushParts) {
+        self.pending.push(Pending::Push { start, id, parts });
+    }
+
+    /// Request `id` is answered with the outcome of the pop at `shard`'s `slot`.
+    pub fn await_pop(
         &mut self,
         start: Instant,
         id: RequestId,
-        parts: Vec<(ShardId, usize)>,
-        local_failed: bool,
+        shard: ShardId,
+        slot: Slot<reply::Popped>,
     ) {
-        self.pending.push(Pending::Push {
-            start,
-            id,
-            parts,
-            local_failed,
-        });
-    }
-
-    /// Request `id` is answered with the outcome of the pop at `(shard, index)`.
-    pub fn await_pop(&mut self, start: Instant, id: RequestId, shard: ShardId, index: usize) {
         self.pending.push(Pending::Pop {
             start,
             id,
             shard,
-            index,
+            slot,
         });
     }
 
@@ -105,38 +99,16 @@ impl NeoBatch {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let router = &shared.ctx.router;
-        let mut answers = Vec::with_capacity(self.ops.len());
-        for (shard, ops) in self.ops {
-            answers.push((shard, router.submit(shard, ops).await?));
-        }
+        let answers = self.ops.submit(&shared.ctx.router).await?;
         let shared = shared.clone();
         let pending = self.pending;
         glommio::spawn_local(async move {
-            let mut results: Vec<(ShardId, Vec<OpResult>)> = Vec::with_capacity(answers.len());
-            for (shard, answer) in answers {
-                // A shard that went away answers nothing: its requests get Error.
-                results.push((shard, answer.await.unwrap_or_default()));
-            }
-            let result = |shard: ShardId, index: usize| {
-                results
-                    .iter()
-                    .find(|(s, _)| *s == shard)
-                    .and_then(|(_, r)| r.get(index))
-            };
+            // A shard that went away answers nothing: its requests get Error.
+            let replies = answers.wait_all().await;
             for p in pending {
                 match p {
-                    Pending::Push {
-                        start,
-                        id,
-                        parts,
-                        local_failed,
-                    } => {
-                        let ok = !local_failed
-                            && parts.iter().all(|&(shard, index)| {
-                                matches!(result(shard, index), Some(OpResult::Push(Ok(()))))
-                            });
-                        let status = if ok {
+                    Pending::Push { start, id, parts } => {
+                        let status = if parts.all_pushed(&replies) {
                             PushStatus::Pushed
                         } else {
                             PushStatus::Error
@@ -149,12 +121,9 @@ impl NeoBatch {
                         start,
                         id,
                         shard,
-                        index,
+                        slot,
                     } => {
-                        let outcome = match result(shard, index) {
-                            Some(OpResult::Pop(outcome)) => Some(outcome),
-                            _ => None,
-                        };
+                        let outcome = replies.of(shard).popped(slot);
                         let label = encode_pop(&shared, id, outcome);
                         record(&shared, RequestKind::Pop, label, start);
                         shared.active.remove(id);

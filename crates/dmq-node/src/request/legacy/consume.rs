@@ -14,7 +14,7 @@ use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
-use crate::route::{Op, OpResult, ShardGone};
+use crate::route::ShardGone;
 use crate::shard::PollResult;
 
 /// Most bytes of records popped for one write.
@@ -40,13 +40,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
     let ctx = conn.ctx.clone();
     let router = &ctx.router;
     let owner = router.owner(&channel);
-    let start = Op::ConsumeStart {
-        channel: name.to_owned(),
-        subscriber: String::new(),
-    };
-    let OpResult::Consumer(consumer) = router.call(owner, start).await? else {
-        return Err(ShardGone(owner).into());
-    };
+    let consumer = router.consume_start(owner, name, "").await?;
     encode_status(conn.out(), Status::Ok);
     {
         let probes = ctx.probes();
@@ -83,7 +77,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
                 }
                 Event::Shutdown => {
                     // Stop the consumer, then take what a poll already popped.
-                    router.call(owner, Op::ConsumeStop { consumer }).await?;
+                    router.consume_stop(owner, consumer).await?;
                     break Event::Polled(poll.as_mut().await);
                 }
                 other => break other,
@@ -110,7 +104,7 @@ pub async fn run(conn: &mut Connection, channel: Vec<u8>) -> Result<bool, ConnEr
             }
             Event::Input(result) => {
                 // The client closed the connection (or it broke): unregister.
-                router.call(owner, Op::ConsumeStop { consumer }).await?;
+                router.consume_stop(owner, consumer).await?;
                 result?;
                 return Ok(false);
             }

@@ -3,10 +3,9 @@
 
 use dmq_proto::legacy::{encode_status, Status};
 
-use crate::legacy::batch::{Batch, ReplyKind};
+use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
-use crate::route::Op;
 
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     batch.begin(RequestKind::Pop);
@@ -16,16 +15,7 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     };
     let router = batch.router();
     let owner = router.owner(channel);
-    if batch.inline(owner) && router.local().borrow_mut().pop_would_wait(name) {
-        // The record is on disk: the reply waits for it to be read back, and
-        // no later request of this connection for this shard overtakes it.
-        let op = Op::Pop {
-            channel: name.to_owned(),
-            create: false,
-        };
-        batch.remote(owner, op, ReplyKind::Pop);
-        batch.defer_local();
-    } else if batch.inline(owner) {
+    if batch.inline(owner) && !router.local().borrow().waits_for_disk(name) {
         batch.reply(|out| {
             let mut shard = router.local().borrow_mut();
             let at = out.len();
@@ -35,11 +25,14 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
                 encode_status(out, Status::Error);
             }
         });
-    } else {
-        let op = Op::Pop {
-            channel: name.to_owned(),
-            create: false,
-        };
-        batch.remote(owner, op, ReplyKind::Pop);
+        return;
+    }
+    // Another shard's channel, or a record of this one that is on disk: the
+    // reply waits for it to be read back, and no later request of this
+    // connection for this shard overtakes it.
+    let slot = batch.ops(owner).pop(name.to_owned(), false);
+    batch.reply_popped(owner, slot);
+    if router.is_local(owner) {
+        batch.defer_local();
     }
 }

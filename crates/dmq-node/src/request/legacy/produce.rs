@@ -12,9 +12,9 @@ use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, S
 use crate::context::ShardContext;
 use crate::legacy::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::overflow::wait_durable;
 use crate::request::channel_name;
-use crate::route::{Op, OpResult, ShardId};
+use crate::route::{ShardGone, ShardId};
+use crate::shard::{wait_durable, OpBatch};
 use dmq_storage::Stored;
 
 /// Runs the stream. `Ok(true)`: ended by the empty record, the connection goes
@@ -53,14 +53,9 @@ pub async fn run(
     // ProduceMulti creates them with the first record.
     if channels.len() == 1 {
         if let Some((owner, list)) = by_shard.first() {
-            router
-                .call(
-                    *owner,
-                    Op::Create {
-                        channel: list[0].clone(),
-                    },
-                )
-                .await?;
+            let mut create = OpBatch::default();
+            create.create(list[0].clone());
+            router.run(*owner, create).await?;
         }
     }
     encode_status(conn.out(), Status::Ok);
@@ -147,22 +142,20 @@ async fn apply(
                 }
             }
         } else {
-            let op = Op::PushEncoded {
-                channels: channels.clone(),
-                records: run.to_vec(),
-            };
-            pending.push((*shard, channels, router.submit(*shard, vec![op]).await?));
+            let mut batch = OpBatch::default();
+            let slot = batch.push_encoded(channels.clone(), run.to_vec());
+            let answer = router.submit(*shard, batch).await?;
+            pending.push((*shard, channels, slot, answer));
         }
     }
-    for (shard, channels, answer) in pending {
-        let results = answer.await.map_err(|_| crate::route::ShardGone(shard))?;
-        match results.first() {
-            Some(OpResult::Produced(Ok(()))) => {}
-            Some(OpResult::Produced(Err(index))) => {
-                let channel = channels.get(*index).map_or("?", String::as_str);
+    for (shard, channels, slot, answer) in pending {
+        let replies = answer.await.map_err(|_| ShardGone(shard))?;
+        match replies.produced(slot).ok_or(ShardGone(shard))? {
+            Ok(()) => {}
+            Err(index) => {
+                let channel = channels.get(index).map_or("?", String::as_str);
                 refused.get_or_insert_with(|| channel.to_owned());
             }
-            _ => return Err(crate::route::ShardGone(shard).into()),
         }
     }
     conn.input.consume(len);

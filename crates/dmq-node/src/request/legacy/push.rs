@@ -3,10 +3,9 @@
 
 use dmq_proto::legacy::Status;
 
-use crate::legacy::batch::{Batch, ReplyKind};
+use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
-use crate::route::Op;
 use dmq_storage::Stored;
 
 /// Checks in the original's order: name (409), create the channel, empty value
@@ -33,21 +32,17 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
             Ok(Stored::Memory) => batch.status(Status::Ok),
             // On disk: acknowledged once written.
             Ok(Stored::Disk(ticket)) => {
-                batch.remote(owner, Op::AwaitDurable { ticket }, ReplyKind::Push)
+                let slot = batch.ops(owner).await_durable(ticket);
+                batch.reply_pushed(owner, slot);
             }
             // The overflow could not take it (logged and counted by the shard).
             Err(_) => batch.status(Status::Error),
         }
     } else if value.is_empty() {
-        let op = Op::Create {
-            channel: name.to_owned(),
-        };
-        batch.remote(owner, op, ReplyKind::Fixed(Status::EmptyValue));
+        batch.ops(owner).create(name.to_owned());
+        batch.reply_after_ops(Status::EmptyValue);
     } else {
-        let op = Op::Push {
-            channels: vec![name.to_owned()],
-            value: value.to_vec(),
-        };
-        batch.remote(owner, op, ReplyKind::Push);
+        let slot = batch.ops(owner).push(vec![name.to_owned()], value.to_vec());
+        batch.reply_pushed(owner, slot);
     }
 }

@@ -23,11 +23,8 @@ pub fn handle(batch: &mut Batch<'_>, channels: ChannelList<'_>, value: &[u8]) {
         return;
     }
     let names = channels.iter().filter_map(channel_name);
-    let inline = batch.inline(batch.router().me());
-    let (local_refused, ops) = push_to_owners(batch.router(), names, value, inline);
-    let parts = ops
-        .into_iter()
-        .map(|(shard, op)| (shard, batch.push_op(shard, op)))
-        .collect();
-    batch.all_pushed(parts, local_refused);
+    let router = batch.router();
+    let inline = batch.inline(router.me());
+    let parts = push_to_owners(router, names, value, inline, batch.all_ops());
+    batch.all_pushed(parts);
 }

@@ -5,10 +5,9 @@
 
 use dmq_proto::legacy::Status;
 
-use crate::legacy::batch::{Batch, ReplyKind};
+use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
 use crate::request::channel_name;
-use crate::route::Op;
 
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
     batch.begin(RequestKind::RemoveChannel);
@@ -22,17 +21,14 @@ pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
         let durable = router.local().borrow_mut().remove(name);
         match durable {
             // Records on disk were dropped: answered once that is written.
-            Some(ticket) => batch.remote(
-                owner,
-                Op::AwaitDurable { ticket },
-                ReplyKind::Fixed(Status::Ok),
-            ),
+            Some(ticket) => {
+                batch.ops(owner).await_durable(ticket);
+                batch.reply_after_ops(Status::Ok);
+            }
             None => batch.status(Status::Ok),
         }
     } else {
-        let op = Op::Remove {
-            channel: name.to_owned(),
-        };
-        batch.remote(owner, op, ReplyKind::Fixed(Status::Ok));
+        batch.ops(owner).remove(name.to_owned());
+        batch.reply_after_ops(Status::Ok);
     }
 }

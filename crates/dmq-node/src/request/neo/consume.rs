@@ -32,7 +32,7 @@ use futures_lite::FutureExt;
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
-use crate::route::{Op, OpResult, ShardGone, ShardId};
+use crate::route::{ShardGone, ShardId};
 use crate::shard::{ConsumerId, PollResult};
 
 /// Most bytes of records popped per poll of the owner shard.
@@ -174,13 +174,9 @@ impl Consume {
         let ctx = self.shared.ctx.clone();
         let router = &ctx.router;
         let owner = router.owner(self.channel.as_bytes());
-        let start = Op::ConsumeStart {
-            channel: self.channel.clone(),
-            subscriber: self.subscriber.clone(),
-        };
-        let OpResult::Consumer(consumer) = router.call(owner, start).await? else {
-            return Err(ShardGone(owner));
-        };
+        let consumer = router
+            .consume_start(owner, &self.channel, &self.subscriber)
+            .await?;
         self.shared
             .outbox
             .push(|out| ConsumeStatus::Started.encode(out, self.id));
@@ -300,11 +296,7 @@ impl Consume {
             return;
         }
         let router = &self.shared.ctx.router;
-        if router
-            .call(owner, Op::ConsumeStop { consumer })
-            .await
-            .is_err()
-        {
+        if router.consume_stop(owner, consumer).await.is_err() {
             return;
         }
         // Stopping dropped a waiting poll unanswered; one answered before the

@@ -15,7 +15,6 @@ use crate::metrics::probes::{Outcome, RequestKind};
 use crate::neo::batch::{encode_popped, NeoBatch};
 use crate::neo::{Active, ConnShared};
 use crate::request::channel_name;
-use crate::route::Op;
 
 pub fn handle(
     shared: &Rc<ConnShared>,
@@ -37,8 +36,7 @@ pub fn handle(
     };
     let router = &shared.ctx.router;
     let owner = router.owner(request.channel);
-    let waits = router.is_local(owner) && router.local().borrow_mut().pop_would_wait(name);
-    if router.is_local(owner) && !waits {
+    if router.is_local(owner) && !router.local().borrow().waits_for_disk(name) {
         let outcome = router
             .local()
             .borrow_mut()
@@ -46,12 +44,8 @@ pub fn handle(
         batch.done_local(shared, RequestKind::Pop, outcome);
     } else {
         // Another shard's channel, or records of this one that are on disk.
-        let op = Op::Pop {
-            channel: name.to_owned(),
-            create: true,
-        };
-        let index = batch.push_op(owner, op);
+        let slot = batch.ops().for_shard(owner).pop(name.to_owned(), true);
         shared.active.insert(id, Active::Waiting);
-        batch.await_pop(start, id, owner, index);
+        batch.await_pop(start, id, owner, slot);
     }
 }

@@ -46,15 +46,11 @@ pub fn handle(
         return;
     }
     let names = channels.iter().filter_map(channel_name);
-    let (local_failed, ops) = push_to_owners(&shared.ctx.router, names, value, true);
-    let parts: Vec<_> = ops
-        .into_iter()
-        .map(|(shard, op)| (shard, batch.push_op(shard, op)))
-        .collect();
-    if parts.is_empty() {
+    let parts = push_to_owners(&shared.ctx.router, names, value, true, batch.ops());
+    if parts.parts.is_empty() {
         reply(
             batch,
-            if local_failed {
+            if parts.local_refused {
                 PushStatus::Error
             } else {
                 PushStatus::Pushed
@@ -62,6 +58,6 @@ pub fn handle(
         );
     } else {
         shared.active.insert(id, Active::Waiting);
-        batch.await_push(start, id, parts, local_failed);
+        batch.await_push(start, id, parts);
     }
 }

@@ -24,13 +24,13 @@ use std::future::{poll_fn, Future};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dmq_storage::disk::{segment_file_name, WriteJob};
 use glommio::io::{BufferedFile, OpenOptions, ReadResult};
 
-use crate::shard::{RefillStep, Shard};
+use crate::shard::{wait_durable, RefillStep, Shard};
 
 /// Read attempts of a storage's records before they are given up.
 const READ_ATTEMPTS: u32 = 3;
@@ -39,59 +39,6 @@ const READ_CACHE_ENTRIES: usize = 8;
 /// After a failed write, new records are refused for this long before the
 /// disk is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
-
-/// A wake-up flag with one waiting task.
-#[derive(Default)]
-pub struct Notify {
-    set: Cell<bool>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Notify {
-    pub fn notify(&self) {
-        self.set.set(true);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-    }
-
-    /// Waits until [`notify`](Notify::notify) was called since the last wait.
-    pub async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                self.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-/// How a shard wakes its overflow tasks.
-#[derive(Default)]
-pub struct IoSignals {
-    pub writer: Notify,
-    pub reader: Notify,
-    /// Set at shutdown: the reader ends after the read in flight.
-    pub reader_stopping: Cell<bool>,
-    /// Set at shutdown, after the reader ended: the writer writes what is
-    /// pending (the reader's progress records included), syncs and ends.
-    pub writer_stopping: Cell<bool>,
-}
-
-impl IoSignals {
-    pub fn stop_reader(&self) {
-        self.reader_stopping.set(true);
-        self.reader.notify();
-    }
-
-    pub fn stop_writer(&self) {
-        self.writer_stopping.set(true);
-        self.writer.notify();
-    }
-}
 
 /// Where a shard's segment files are.
 #[derive(Debug, Clone)]
@@ -111,19 +58,9 @@ impl SegmentDir {
     }
 }
 
-/// Waits until every push up to `ticket` is on disk; `Err` if a write
-/// failed first (the push must be answered with an error).
-pub async fn wait_durable(shard: &RefCell<Shard>, ticket: u64) -> Result<(), ()> {
-    let waiter = shard.borrow_mut().durable_waiter(ticket);
-    match waiter {
-        None => Ok(()),
-        Some(rx) => rx.await.unwrap_or(Err(())),
-    }
-}
-
 /// The writer task (see the module documentation).
 pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Duration) {
-    let io = shard.borrow().io.clone();
+    let io = shard.borrow().overflow.io.clone();
     let mut files: BTreeMap<u32, BufferedFile> = BTreeMap::new();
     let mut unsynced: BTreeSet<u32> = BTreeSet::new();
     let mut next_tick = Instant::now() + interval;
@@ -132,7 +69,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
     let mut last: Option<LastWrite> = None;
     loop {
         loop {
-            let job = shard.borrow_mut().disk.take_write();
+            let job = shard.borrow_mut().overflow.disk.take_write();
             let Some(job) = job else {
                 break;
             };
@@ -190,9 +127,9 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
         // comes back as soon as records are read.
         reclaim(&shard, &dir, &mut files).await;
         let now = Instant::now();
-        if shard.borrow().disk.is_unavailable() && now >= retry_at {
+        if shard.borrow().overflow.disk.is_unavailable() && now >= retry_at {
             // Accept records again; the next write tries the disk.
-            shard.borrow_mut().disk.retry();
+            shard.borrow_mut().overflow.disk.retry();
         }
         if now >= next_tick {
             sync(&dir, &mut files, &mut unsynced, false).await;
@@ -200,7 +137,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
             next_tick = Instant::now() + interval;
             continue;
         }
-        let wake = if shard.borrow().disk.is_unavailable() {
+        let wake = if shard.borrow().overflow.disk.is_unavailable() {
             next_tick.min(retry_at)
         } else {
             next_tick
@@ -404,7 +341,7 @@ async fn reclaim(
     dir: &SegmentDir,
     files: &mut BTreeMap<u32, BufferedFile>,
 ) {
-    let gone = shard.borrow_mut().disk.reclaim();
+    let gone = shard.borrow_mut().overflow.disk.reclaim();
     for seg in gone {
         let path = dir.path(seg);
         // Through glommio, open or not (a segment found at start is not).
@@ -432,7 +369,7 @@ async fn reclaim(
 
 /// The reader task (see the module documentation).
 pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
-    let io = shard.borrow().io.clone();
+    let io = shard.borrow().overflow.io.clone();
     let mut files: HashMap<u32, BufferedFile> = HashMap::new();
     // The last reads, by segment and offset: bounded, and only ever holding
     // bytes that were written (links may be added since; see `refill`).
@@ -451,7 +388,7 @@ pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
         }
         {
             let state = shard.borrow();
-            let live: BTreeSet<u32> = state.disk.segments().collect();
+            let live: BTreeSet<u32> = state.overflow.disk.segments().collect();
             files.retain(|seg, _| live.contains(seg));
             cache.retain(|(seg, _, _)| live.contains(seg));
         }
@@ -477,9 +414,12 @@ async fn refill(
             RefillStep::NotYet => {
                 let (ticket, pending) = {
                     let state = shard.borrow();
-                    (state.disk.appended_ticket(), state.disk.has_pending())
+                    (
+                        state.overflow.disk.appended_ticket(),
+                        state.overflow.disk.has_pending(),
+                    )
                 };
-                if !pending && shard.borrow().disk.durable_ticket() >= ticket {
+                if !pending && shard.borrow().overflow.disk.durable_ticket() >= ticket {
                     // Everything is written and the record is still not
                     // readable: its link is missing (a bug or a bad file).
                     shard.borrow_mut().abandon_disk(
