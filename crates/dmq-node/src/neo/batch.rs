@@ -9,7 +9,7 @@ use std::time::Instant;
 use dmq_proto::neo::{PopReply, PushStatus, RequestId};
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::neo::ConnShared;
+use crate::neo::shared::ConnShared;
 use crate::route::{PushParts, ShardBatches, ShardGone, ShardId};
 use crate::shard::{reply, PopOutcome, PopRefused, Slot};
 

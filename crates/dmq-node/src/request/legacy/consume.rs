@@ -11,7 +11,7 @@ use dmq_proto::legacy::{encode_status, encode_stream_end, Status};
 use futures_lite::future;
 
 use crate::context::ShardContext;
-use crate::legacy::{ConnError, Connection};
+use crate::legacy::connection::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::ShardGone;

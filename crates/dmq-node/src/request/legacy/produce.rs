@@ -10,7 +10,7 @@
 use dmq_proto::legacy::{encode_status, parse_stream_item, DecodeError, Status, StreamItem};
 
 use crate::context::ShardContext;
-use crate::legacy::{ConnError, Connection};
+use crate::legacy::connection::{ConnError, Connection};
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
 use crate::request::channel_name;
 use crate::route::{ShardGone, ShardId};

@@ -15,8 +15,6 @@
 //! names are validated (the legacy rules; the subscriber may be empty), and an
 //! invalid one answers Error at start.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -26,66 +24,17 @@ use dmq_proto::neo::{
     encode_records, ConsumeClientMessage, ConsumeNodeMessage, ConsumeRequest, ConsumeStatus,
     RequestId, BATCH_SEND_THRESHOLD,
 };
-use event_listener::Event;
 use futures_lite::FutureExt;
 
 use crate::metrics::probes::{Outcome, Protocol, RequestKind};
-use crate::neo::{Active, ConnShared};
+use crate::neo::inbox::Inbox;
+use crate::neo::shared::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::{ShardGone, ShardId};
 use crate::shard::{ConsumerId, PollResult};
 
 /// Most bytes of records popped per poll of the owner shard.
 pub const POLL_BYTES: usize = 128 * 1024;
-/// Most client messages queued for one Consume: the protocol allows at most a
-/// Continue and a Stop to be outstanding.
-const INBOX_DEPTH: usize = 4;
-
-/// Messages from the client to a running Consume, and the connection's end.
-#[derive(Default)]
-pub struct Inbox {
-    queue: RefCell<VecDeque<ConsumeClientMessage>>,
-    closed: Cell<bool>,
-    event: Event,
-}
-
-impl Inbox {
-    /// Queues a message from the client; more than the protocol allows is an error.
-    pub fn deliver(&self, message: ConsumeClientMessage) -> Result<(), &'static str> {
-        let mut queue = self.queue.borrow_mut();
-        if queue.len() >= INBOX_DEPTH {
-            return Err("Consume: too many messages from the client");
-        }
-        queue.push_back(message);
-        drop(queue);
-        self.event.notify(1);
-        Ok(())
-    }
-
-    /// The connection is gone: the Consume stops silently.
-    pub fn close(&self) {
-        self.closed.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    /// The next message, or `None` once the connection closed.
-    async fn next(&self) -> Option<ConsumeClientMessage> {
-        loop {
-            if self.closed.get() {
-                return None;
-            }
-            if let Some(message) = self.queue.borrow_mut().pop_front() {
-                return Some(message);
-            }
-            let listener = self.event.listen();
-            if self.closed.get() || !self.queue.borrow().is_empty() {
-                continue;
-            }
-            listener.await;
-        }
-    }
-}
-
 /// Validates the request and starts its task (or answers Error).
 pub fn start(shared: &Rc<ConnShared>, id: RequestId, request: &ConsumeRequest<'_>) {
     let channel = channel_name(request.channel);

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::metrics::probes::{Outcome, RequestKind};
 use crate::neo::batch::{encode_popped, NeoBatch};
-use crate::neo::{Active, ConnShared};
+use crate::neo::shared::{Active, ConnShared};
 use crate::request::channel_name;
 
 pub fn handle(

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::metrics::probes::RequestKind;
 use crate::neo::batch::{push_outcome, NeoBatch};
-use crate::neo::{Active, ConnShared};
+use crate::neo::shared::{Active, ConnShared};
 use crate::request::channel_name;
 use crate::route::push_to_owners;
 
