@@ -456,7 +456,9 @@ fn start_shard0_tasks(
         tasks.push(glommio::spawn_local(crate::stats::run(ctx.clone())));
     }
     if crate::stats::console::enabled(config.stats.console) {
-        tasks.push(glommio::spawn_local(crate::stats::console::run(ctx.clone())));
+        tasks.push(glommio::spawn_local(crate::stats::console::run(
+            ctx.clone(),
+        )));
     }
     let path = config.server.unix_socket_path.clone();
     if path.as_os_str().is_empty() {
@@ -466,7 +468,11 @@ fn start_shard0_tasks(
     match admin::bind(&path) {
         Ok(socket) => {
             let _ = ready.send(Ok(()));
-            tasks.push(glommio::spawn_local(admin::serve(socket, path, ctx.clone())));
+            tasks.push(glommio::spawn_local(admin::serve(
+                socket,
+                path,
+                ctx.clone(),
+            )));
         }
         Err(e) => {
             let _ = ready.send(Err(format!(

@@ -107,8 +107,20 @@ struct ChannelTotals {
 
 /// The whole exposition text.
 pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
-    let mut families = Vec::new();
+    let (mut families, channels) = storage_families(shards);
+    families.extend(channel_families(&channels));
+    families.push(connection_family(node));
+    families.extend(request_families(shards));
+    families.extend(shard_families(shards));
+    families.extend(shard_overflow_families(shards));
+    encode(families)
+}
 
+/// Per storage: records, bytes, ring fullness and capacity; and the
+/// storages' push and pop totals per channel.
+fn storage_families(
+    shards: &[ShardSnapshot],
+) -> (Vec<MetricFamily>, BTreeMap<&str, ChannelTotals>) {
     let mut records = Family::new(
         "dmq_records",
         "Records stored, per storage and location.",
@@ -156,8 +168,12 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         totals.popped_records += storage.popped_records;
         totals.popped_bytes += storage.popped_bytes;
     }
-    families.extend([records.done(), bytes.done(), ratio.done(), capacity.done()]);
+    let families = vec![records.done(), bytes.done(), ratio.done(), capacity.done()];
+    (families, channels)
+}
 
+/// Per channel: records and bytes pushed and popped.
+fn channel_families(channels: &BTreeMap<&str, ChannelTotals>) -> Vec<MetricFamily> {
     let per_storage = "counted per storage: a record pushed to a channel with 3 subscribers counts 3, as in the original's stats";
     let mut pushed_records = Family::new(
         "dmq_pushed_records_total",
@@ -179,20 +195,23 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         "Payload bytes popped (by Pop and Consume).",
         MetricType::COUNTER,
     );
-    for (channel, t) in &channels {
+    for (channel, t) in channels {
         let labels = [("channel", *channel)];
         pushed_records.counter(&labels, t.pushed_records as f64);
         pushed_bytes.counter(&labels, t.pushed_bytes as f64);
         popped_records.counter(&labels, t.popped_records as f64);
         popped_bytes.counter(&labels, t.popped_bytes as f64);
     }
-    families.extend([
+    vec![
         pushed_records.done(),
         pushed_bytes.done(),
         popped_records.done(),
         popped_bytes.done(),
-    ]);
+    ]
+}
 
+/// Open connections per protocol.
+fn connection_family(node: &NodeShared) -> MetricFamily {
     let mut connections = Family::new(
         "dmq_connections",
         "Open client connections.",
@@ -203,8 +222,11 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         node.legacy_connections.get() as f64,
     );
     connections.gauge(&[("protocol", "neo")], node.neo_connections.get() as f64);
-    families.push(connections.done());
+    connections.done()
+}
 
+/// Per protocol and request: outcomes, timing, bytes, requests running.
+fn request_families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
     let mut requests = Family::new(
         "dmq_requests_total",
         "Requests handled, by outcome (legacy: the status code or `closed`; neo: the status name).",
@@ -265,14 +287,17 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
             }
         }
     }
-    families.extend([
+    vec![
         requests.done(),
         duration.done(),
         received.done(),
         sent.done(),
         active.done(),
-    ]);
+    ]
+}
 
+/// Per shard: busy time, routing, the mesh, channels and consumers.
+fn shard_families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
     let mut busy = Family::new(
         "dmq_shard_busy_seconds_total",
         "Time the shard's executor spent running tasks.",
@@ -308,6 +333,51 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         "Consumers registered on the shard's channels.",
         MetricType::GAUGE,
     );
+    for (id_num, shard) in shards.iter().enumerate() {
+        let id = id_num.to_string();
+        let labels = [("shard", id.as_str())];
+        busy.counter(&labels, shard.busy_seconds);
+        ops.counter(
+            &[labels[0], ("route", "local")],
+            shard.probes.ops_local as f64,
+        );
+        ops.counter(
+            &[labels[0], ("route", "remote")],
+            shard.probes.ops_remote as f64,
+        );
+        messages.counter(
+            &[labels[0], ("direction", "sent")],
+            shard.probes.mesh_messages as f64,
+        );
+        messages.counter(
+            &[labels[0], ("direction", "received")],
+            shard.probes.mesh_received as f64,
+        );
+        full.counter(&labels, shard.probes.mesh_full as f64);
+        let to_here: u64 = shards
+            .iter()
+            .map(|s| s.probes.mesh_sent_to.get(id_num).copied().unwrap_or(0))
+            .sum();
+        depth.gauge(
+            &labels,
+            to_here.saturating_sub(shard.probes.mesh_received) as f64,
+        );
+        owned.gauge(&labels, shard.channels as f64);
+        consumers.gauge(&labels, shard.consumers as f64);
+    }
+    vec![
+        busy.done(),
+        ops.done(),
+        messages.done(),
+        full.done(),
+        depth.done(),
+        owned.done(),
+        consumers.done(),
+    ]
+}
+
+/// Per shard: the disk overflow and the memory budget.
+fn shard_overflow_families(shards: &[ShardSnapshot]) -> Vec<MetricFamily> {
     let mut refused = Family::new(
         "dmq_shard_overflow_refused_total",
         "Pushes refused because the disk overflow could not take the record (overflow.disk_limit reached, disk full or I/O error).",
@@ -356,34 +426,6 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
     for (id_num, shard) in shards.iter().enumerate() {
         let id = id_num.to_string();
         let labels = [("shard", id.as_str())];
-        busy.counter(&labels, shard.busy_seconds);
-        ops.counter(
-            &[labels[0], ("route", "local")],
-            shard.probes.ops_local as f64,
-        );
-        ops.counter(
-            &[labels[0], ("route", "remote")],
-            shard.probes.ops_remote as f64,
-        );
-        messages.counter(
-            &[labels[0], ("direction", "sent")],
-            shard.probes.mesh_messages as f64,
-        );
-        messages.counter(
-            &[labels[0], ("direction", "received")],
-            shard.probes.mesh_received as f64,
-        );
-        full.counter(&labels, shard.probes.mesh_full as f64);
-        let to_here: u64 = shards
-            .iter()
-            .map(|s| s.probes.mesh_sent_to.get(id_num).copied().unwrap_or(0))
-            .sum();
-        depth.gauge(
-            &labels,
-            to_here.saturating_sub(shard.probes.mesh_received) as f64,
-        );
-        owned.gauge(&labels, shard.channels as f64);
-        consumers.gauge(&labels, shard.consumers as f64);
         refused.counter(&labels, shard.counters.refused_disk as f64);
         spilled.counter(&labels, shard.overflow.written_records as f64);
         refilled.counter(&labels, shard.counters.refilled_records as f64);
@@ -396,14 +438,7 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         }
         short.counter(&labels, shard.overflow.short_rings as f64);
     }
-    families.extend([
-        busy.done(),
-        ops.done(),
-        messages.done(),
-        full.done(),
-        depth.done(),
-        owned.done(),
-        consumers.done(),
+    vec![
         refused.done(),
         spilled.done(),
         refilled.done(),
@@ -413,8 +448,11 @@ pub fn render(node: &NodeShared, shards: &[ShardSnapshot]) -> String {
         file_bytes.done(),
         budget.done(),
         short.done(),
-    ]);
+    ]
+}
 
+/// The text format of the non-empty families.
+fn encode(families: Vec<MetricFamily>) -> String {
     let mut out = Vec::new();
     // Encoding only fails for families without metrics of their declared type,
     // which `Family` never builds; an empty family is skipped by the encoder.
