@@ -108,9 +108,6 @@ pub fn migrate(text: &str) -> Result<Migrated, MigrateError> {
     let ini = parse_ini(text)?;
     let mut tree = Mapping::new();
     let mut warnings = Vec::new();
-    let mut warn = |section: &str, key: &str, why: &str| {
-        warnings.push(format!("[{section}] {key}: {why}"));
-    };
     let mut legacy_port = None;
     let mut address = None;
     for (section, keys) in &ini {
@@ -121,102 +118,19 @@ pub fn migrate(text: &str) -> Result<Migrated, MigrateError> {
                 value: value.clone(),
                 reason: format!("{reason} (line {line})"),
             };
-            match (section.as_str(), key.as_str()) {
-                (
-                    "Server",
-                    "address" | "port" | "neoport" | "data_dir" | "channel_size_limit"
-                    | "unix_socket_path" | "connection_limit" | "backlog",
-                ) => {
-                    if key == "port" {
-                        legacy_port = Some(value.parse::<u16>().map_err(|_| bad("not a port number"))?);
-                    }
-                    if key == "address" {
-                        address = Some(value.clone());
-                    }
-                    set(&mut tree, "server", key, scalar(value));
-                }
-                ("Server", "cpu") => warn(
-                    section,
-                    key,
-                    "no effect: every executor is pinned to its own CPU (server.shards)",
-                ),
-                ("Server", "size_limit") => warn(
-                    section,
-                    key,
-                    "no effect (it had none in the original either); see server.memory_limit",
-                ),
-                ("ChannelSizeById", prefix) => {
-                    let bytes = value.parse::<u64>().map_err(|_| bad("not a number of bytes"))?;
-                    set(&mut tree, "channel_size_by_id", prefix, Value::Number(bytes.into()));
-                }
-                ("Performance", "write_flush_ms") => set(&mut tree, "performance", key, scalar(value)),
-                ("Performance", "no_delay") => {
-                    // The original ignored it (neo always had TCP_NODELAY); here it
-                    // sets TCP_NODELAY on legacy sockets, which is better on.
-                    warn(
-                        section,
-                        key,
-                        "ignored by the original; here performance.no_delay (legacy sockets) stays on",
-                    );
-                }
-                ("Overflow", "write_index_ms") => set(&mut tree, "overflow", key, scalar(value)),
-                ("Stats", "console_stats_enabled") => warn(
-                    section,
-                    key,
-                    "unused by the original; the console view is stats.console (auto = when stdout is a terminal)",
-                ),
-                ("STATS", "file_name" | "interval") => set(&mut tree, "stats", key, scalar(value)),
-                ("STATS", "socket_path" | "hostname" | "app_name" | "app_instance" | "default_type") => {
-                    warn(section, key, "no effect: collectd is not supported; scrape /metrics instead")
-                }
-                ("PidLock", "path") => warn(
-                    section,
-                    key,
-                    "no effect: no PID lock file; run one instance per directory (systemd: dmqnode@N)",
-                ),
-                ("LOG.Root", "level") => {
-                    let level = log_level(value).ok_or_else(|| bad("unknown log level"))?;
-                    set(&mut tree, "log", "level", Value::String(level.to_owned()));
-                }
-                ("LOG.Root", "file") => set(&mut tree, "log", key, Value::String(value.clone())),
-                ("LOG.Root", "console") => set(&mut tree, "log", key, scalar(value)),
-                ("LOG.Root", "propagate" | "additive" | "console_layout" | "file_layout" | "syslog") => {
-                    warn(section, key, "no effect: one log with a fixed layout")
-                }
-                (s, _) if s.starts_with("LOG.") => warn(
-                    section,
-                    key,
-                    "no effect: only [LOG.Root] is translated (use RUST_LOG for per-module levels)",
-                ),
-                ("UNIX_SOCKET", _) => warn(
-                    section,
-                    key,
-                    "no effect: ocean's application socket is not needed; the admin socket is server.unix_socket_path",
-                ),
-                _ => warn(section, key, "unknown to this node; not translated"),
+            if section == "Server" && key == "port" {
+                legacy_port = Some(value.parse::<u16>().map_err(|_| bad("not a port number"))?);
+            }
+            if section == "Server" && key == "address" {
+                address = Some(value.clone());
+            }
+            if let Some(why) = translate(&mut tree, section, key, value, &bad)? {
+                warnings.push(format!("[{section}] {key}: {why}"));
             }
         }
     }
-    // Metrics go on the port after neo, so that several instances on one host
-    // (10000, 11000, ...) do not collide on the default 10002.
     if let Some(port) = legacy_port {
-        let host = match address.as_deref() {
-            Some(a) if !a.is_empty() => a.to_owned(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        if let Some(metrics_port) = port.checked_add(2) {
-            set(
-                &mut tree,
-                "metrics",
-                "address",
-                Value::String(format!("{host}:{metrics_port}")),
-            );
-        }
+        set_metrics_address(&mut tree, port, address.as_deref());
     }
     let config = Config::from_tree(Value::Mapping(tree), "migrated config.ini")?;
     let yaml = format!(
@@ -229,6 +143,98 @@ pub fn migrate(text: &str) -> Result<Migrated, MigrateError> {
         yaml,
         warnings,
     })
+}
+
+/// Translates one key into `tree`, or says why it is not translated. One
+/// arm per key of the original, so it reads as the translation table.
+fn translate(
+    tree: &mut Mapping,
+    section: &str,
+    key: &str,
+    value: &str,
+    bad: &dyn Fn(&str) -> MigrateError,
+) -> Result<Option<&'static str>, MigrateError> {
+    let warn = |why: &'static str| Ok(Some(why));
+    match (section, key) {
+        (
+            "Server",
+            "address" | "port" | "neoport" | "data_dir" | "channel_size_limit"
+            | "unix_socket_path" | "connection_limit" | "backlog",
+        ) => {
+            set(tree, "server", key, scalar(value));
+            Ok(None)
+        }
+        ("Server", "cpu") => warn("no effect: every executor is pinned to its own CPU (server.shards)"),
+        ("Server", "size_limit") => warn("no effect (it had none in the original either); see server.memory_limit"),
+        ("ChannelSizeById", prefix) => {
+            let bytes = value.parse::<u64>().map_err(|_| bad("not a number of bytes"))?;
+            set(tree, "channel_size_by_id", prefix, Value::Number(bytes.into()));
+            Ok(None)
+        }
+        ("Performance", "write_flush_ms") => {
+            set(tree, "performance", key, scalar(value));
+            Ok(None)
+        }
+        ("Performance", "no_delay") => {
+            // The original ignored it (neo always had TCP_NODELAY); here it
+            // sets TCP_NODELAY on legacy sockets, which is better on.
+            warn("ignored by the original; here performance.no_delay (legacy sockets) stays on")
+        }
+        ("Overflow", "write_index_ms") => {
+            set(tree, "overflow", key, scalar(value));
+            Ok(None)
+        }
+        ("Stats", "console_stats_enabled") => warn("unused by the original; the console view is stats.console (auto = when stdout is a terminal)"),
+        ("STATS", "file_name" | "interval") => {
+            set(tree, "stats", key, scalar(value));
+            Ok(None)
+        }
+        ("STATS", "socket_path" | "hostname" | "app_name" | "app_instance" | "default_type") => {
+            warn("no effect: collectd is not supported; scrape /metrics instead")
+        }
+        ("PidLock", "path") => warn("no effect: no PID lock file; run one instance per directory (systemd: dmqnode@N)"),
+        ("LOG.Root", "level") => {
+            let level = log_level(value).ok_or_else(|| bad("unknown log level"))?;
+            set(tree, "log", "level", Value::String(level.to_owned()));
+            Ok(None)
+        }
+        ("LOG.Root", "file") => {
+            set(tree, "log", key, Value::String(value.to_owned()));
+            Ok(None)
+        }
+        ("LOG.Root", "console") => {
+            set(tree, "log", key, scalar(value));
+            Ok(None)
+        }
+        ("LOG.Root", "propagate" | "additive" | "console_layout" | "file_layout" | "syslog") => {
+            warn("no effect: one log with a fixed layout")
+        }
+        (s, _) if s.starts_with("LOG.") => warn("no effect: only [LOG.Root] is translated (use RUST_LOG for per-module levels)"),
+        ("UNIX_SOCKET", _) => warn("no effect: ocean's application socket is not needed; the admin socket is server.unix_socket_path"),
+        _ => warn("unknown to this node; not translated"),
+    }
+}
+
+/// Metrics go on the port after neo, so that several instances on one host
+/// (10000, 11000, ...) do not collide on the default 10002.
+fn set_metrics_address(tree: &mut Mapping, legacy_port: u16, address: Option<&str>) {
+    let host = match address {
+        Some(a) if !a.is_empty() => a.to_owned(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    if let Some(metrics_port) = legacy_port.checked_add(2) {
+        set(
+            tree,
+            "metrics",
+            "address",
+            Value::String(format!("{host}:{metrics_port}")),
+        );
+    }
 }
 
 #[cfg(test)]
