@@ -419,11 +419,24 @@ fn ring_for(sizes: &ChannelSizes, budget: &mut Option<usize>, channel: &str) -> 
     size
 }
 
+/// Segments written with another number of shards: their directory, their
+/// writer and their queues by storage name. Copied to the owner shards.
+type Foreign = Vec<(SegmentDir, DiskWriter, HashMap<String, DiskQueue>)>;
+
+/// Everything found that is not already where it belongs: memory records by
+/// storage name, other-layout segments, and which sources each storage to
+/// restore takes its records from.
+struct Sources {
+    memory: BTreeMap<String, Vec<Vec<u8>>>,
+    foreign: Foreign,
+    /// Storage to restore -> the names whose records it takes.
+    targets: BTreeMap<String, Vec<String>>,
+}
+
 /// Reads the data directory (see the module documentation) and assigns
 /// every channel to its owner shard.
 pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
     let shards = layout.shards.max(1);
-    let data_dir = &layout.data_dir;
     // What was stored is restored even past overflow.disk_limit (a smaller
     // ring can send more to disk than before); the limit applies to new
     // records.
@@ -431,7 +444,7 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
         limit: 0,
         ..layout.disk
     };
-    let found = scan_dir(data_dir)?;
+    let found = scan_dir(&layout.data_dir)?;
     let mut loaded = Loaded {
         per_shard: (0..shards)
             .map(|_| ShardLoad {
@@ -444,10 +457,50 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
         storages: 0,
         records: 0,
     };
-    // This layout's segments stay where they are.
+    let (foreign, extra_sources) = recover_all(layout, unlimited, &found, &mut loaded)?;
+    loaded.files.extend(found.stale.iter().cloned());
+    let memory = read_memory(&layout.data_dir, &found, &mut loaded.files)?;
+    let targets = restore_targets(&memory, &loaded, &foreign, extra_sources);
+    let contents = files::reconstruct(targets.keys().map(|name| (name.as_str(), Vec::new())))?;
+    let mut sources = Sources {
+        memory,
+        foreign,
+        targets,
+    };
+    let mut budgets: Vec<Option<usize>> = vec![layout.budget; shards];
+    for (channel, content) in contents {
+        let shard = shard_for(channel.as_bytes(), shards);
+        let content = place_channel(
+            layout,
+            &channel,
+            content,
+            &mut budgets[shard],
+            &mut sources,
+            &mut loaded,
+        )?;
+        loaded.per_shard[shard].channels.push((channel, content));
+    }
+    for (shard, target) in loaded.per_shard.iter_mut().enumerate() {
+        sync_all(&layout.segment_dir(shard, shards), &mut target.disk)?;
+        target.disk.set_config(layout.disk);
+    }
+    Ok(loaded)
+}
+
+/// Recovers every segment found: this layout's stay with their shard in
+/// `loaded` (their files untouched); other layouts' are returned to be
+/// copied, their files listed for deletion. Also returns the extra parts of
+/// a storage found under two channel ids: `(storage name, key in
+/// disk_parts)`.
+fn recover_all(
+    layout: &Layout,
+    unlimited: DiskConfig,
+    found: &Found,
+    loaded: &mut Loaded,
+) -> Result<(Foreign, Vec<(String, String)>), PersistError> {
+    let shards = loaded.per_shard.len();
     let mut extra_sources: Vec<(String, String)> = Vec::new();
-    // Segments of another layout: their writer and queues by storage name.
-    let mut foreign: Vec<(SegmentDir, DiskWriter, HashMap<String, DiskQueue>)> = Vec::new();
+    let mut foreign: Foreign = Vec::new();
     for (&(n, shard), seqs) in &found.segments {
         let dir = layout.segment_dir(shard, n);
         let mut recovered = recover_segments(&dir, unlimited, seqs)?;
@@ -458,42 +511,60 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
             storages = recovered.queues.len(),
             "overflow recovered"
         );
-        if n == shards {
-            let target = &mut loaded.per_shard[shard];
-            for (name, q) in recovered.queues.drain(..) {
-                if target.disk_parts.contains_key(&name) {
-                    // Two channel ids under one name cannot come from this
-                    // node's writes (a drop is always written before the
-                    // next id's records); keep the records reachable anyway,
-                    // the newer id behind the older.
-                    tracing::error!(storage = %name, "two overflow queues with one storage name; the newer one goes behind");
-                    let key = format!("{name}\u{0}{}", extra_sources.len());
-                    target.disk_parts.insert(key.clone(), q);
-                    extra_sources.push((name, key));
-                } else {
-                    target.disk_parts.insert(name, q);
-                }
-            }
-            target.disk = recovered.writer;
-        } else {
+        if n != shards {
             loaded.files.extend(seqs.iter().map(|&seq| dir.path(seq)));
             let queues = recovered.queues.into_iter().collect();
             foreign.push((dir, recovered.writer, queues));
+            continue;
         }
+        let target = &mut loaded.per_shard[shard];
+        for (name, q) in recovered.queues.drain(..) {
+            if target.disk_parts.contains_key(&name) {
+                // Two channel ids under one name cannot come from this
+                // node's writes (a drop is always written before the next
+                // id's records); keep the records reachable anyway, the
+                // newer id behind the older.
+                tracing::error!(storage = %name, "two overflow queues with one storage name; the newer one goes behind");
+                let key = format!("{name}\u{0}{}", extra_sources.len());
+                target.disk_parts.insert(key.clone(), q);
+                extra_sources.push((name, key));
+            } else {
+                target.disk_parts.insert(name, q);
+            }
+        }
+        target.disk = recovered.writer;
     }
-    loaded.files.extend(found.stale.iter().cloned());
-    // Memory records per storage: dumps, then the original's overflow.
+    Ok((foreign, extra_sources))
+}
+
+/// Memory records per storage: the dumps, then the original's overflow.
+fn read_memory(
+    data_dir: &Path,
+    found: &Found,
+    loaded_files: &mut Vec<PathBuf>,
+) -> Result<BTreeMap<String, Vec<Vec<u8>>>, PersistError> {
     let mut memory: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for (stem, path) in &found.dumps {
         let records = files::load_dump_file(path, usize::MAX)?;
         tracing::info!(file = %path.display(), records = records.len(), "loading dump");
         memory.entry(stem.clone()).or_default().extend(records);
-        loaded.files.push(path.clone());
+        loaded_files.push(path.clone());
     }
     if found.original {
-        load_original(data_dir, &mut memory, &mut loaded.files)?;
+        load_original(data_dir, &mut memory, loaded_files)?;
     }
-    // Every storage name, from every source (not the keys of extra parts).
+    Ok(memory)
+}
+
+/// Every storage to restore, with the source names whose records it takes:
+/// every storage name from every source (not the keys of extra parts),
+/// settled into channel modes, extra parts behind their storage.
+fn restore_targets(
+    memory: &BTreeMap<String, Vec<Vec<u8>>>,
+    loaded: &Loaded,
+    foreign: &Foreign,
+    extra_sources: Vec<(String, String)>,
+) -> BTreeMap<String, Vec<String>> {
     let mut names: Vec<String> = memory.keys().cloned().collect();
     for load in &loaded.per_shard {
         names.extend(
@@ -503,121 +574,139 @@ pub fn load(layout: &Layout) -> Result<Loaded, PersistError> {
                 .cloned(),
         );
     }
-    for (_, _, queues) in &foreign {
+    for (_, _, queues) in foreign {
         names.extend(queues.keys().cloned());
     }
     names.sort();
     names.dedup();
-    // Storage to restore -> the names whose records it takes.
-    let mut targets = settle_modes(names, &memory);
+    let mut targets = settle_modes(names, memory);
     for (of, key) in extra_sources {
         if let Some(sources) = targets.values_mut().find(|s| s.contains(&of)) {
             sources.push(key);
         }
     }
-    let contents = files::reconstruct(targets.keys().map(|name| (name.as_str(), Vec::new())))?;
-    let mut budgets: Vec<Option<usize>> = vec![layout.budget; shards];
-    for (channel, content) in contents {
-        let shard = shard_for(channel.as_bytes(), shards);
-        let dir = layout.segment_dir(shard, shards);
-        let storage_names: Vec<Option<String>> = match &content {
-            ChannelContent::Unsubscribed(_) => vec![None],
-            ChannelContent::Subscribed(subs) => subs.keys().cloned().map(Some).collect(),
-        };
-        let mut per_storage: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for subscriber in storage_names {
-            let name = dmq_storage::storage_name(&channel, subscriber.as_deref());
-            let capacity = ring_for(&layout.sizes, &mut budgets[shard], &channel);
-            let sources = targets.remove(&name).unwrap_or_default();
-            let mut records: Vec<Vec<u8>> = Vec::new();
-            for source in &sources {
-                records.extend(memory.remove(source).unwrap_or_default());
-            }
-            // The memory part: as many of the oldest records as the ring holds.
-            let mut used = 0usize;
-            let fit = records
-                .iter()
-                .take_while(|r| {
-                    used = used.saturating_add(r.len() + dmq_storage::RECORD_HEADER_LEN);
-                    used <= capacity
+    targets
+}
+
+/// Gathers each storage of `channel` on its owner shard (see
+/// [`place_storage`]) and returns the channel's content for memory.
+fn place_channel(
+    layout: &Layout,
+    channel: &str,
+    content: ChannelContent,
+    budget: &mut Option<usize>,
+    sources: &mut Sources,
+    loaded: &mut Loaded,
+) -> Result<ChannelContent, PersistError> {
+    let storage_names: Vec<Option<String>> = match &content {
+        ChannelContent::Unsubscribed(_) => vec![None],
+        ChannelContent::Subscribed(subs) => subs.keys().cloned().map(Some).collect(),
+    };
+    let mut per_storage: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for subscriber in storage_names {
+        let name = dmq_storage::storage_name(channel, subscriber.as_deref());
+        let capacity = ring_for(&layout.sizes, budget, channel);
+        let records = place_storage(layout, channel, &name, capacity, sources, loaded)?;
+        per_storage.insert(name, records);
+    }
+    Ok(match content {
+        ChannelContent::Unsubscribed(_) => {
+            ChannelContent::Unsubscribed(per_storage.into_values().next().unwrap_or_default())
+        }
+        ChannelContent::Subscribed(subs) => ChannelContent::Subscribed(
+            subs.into_keys()
+                .map(|sub| {
+                    let name = dmq_storage::storage_name(channel, Some(&sub));
+                    let records = per_storage.remove(&name).unwrap_or_default();
+                    (sub, records)
                 })
-                .count();
-            let excess = records.split_off(fit);
-            let target = &mut loaded.per_shard[shard];
-            let mine: Vec<DiskQueue> = sources
-                .iter()
-                .filter_map(|source| target.disk_parts.remove(source))
-                .collect();
-            let mut part = DiskQueue::default();
-            let mut mine = mine.into_iter();
-            if excess.is_empty() {
-                // The usual case: the disk part stays where it is.
-                if let Some(first) = mine.next() {
-                    part = first;
-                }
-            } else {
-                for record in &excess {
-                    append(&dir, &mut target.disk, &mut part, &name, record)?;
-                }
-                write_pending(&dir, &mut target.disk)?;
-                tracing::info!(storage = %name, records = excess.len(), "ring smaller than the stored records: the excess goes to the disk overflow");
-            }
-            // Any other disk part of this storage goes behind (copied).
-            for mut old in mine {
+                .collect(),
+        ),
+    })
+}
+
+/// Puts one storage's records in order on its owner shard: as many of the
+/// oldest memory records as its ring of `capacity` holds (returned), the
+/// excess to the disk overflow in front of its disk part, then any other
+/// disk part of it, then its records from other-layout segments.
+fn place_storage(
+    layout: &Layout,
+    channel: &str,
+    name: &str,
+    capacity: usize,
+    sources: &mut Sources,
+    loaded: &mut Loaded,
+) -> Result<Vec<Vec<u8>>, PersistError> {
+    let shards = loaded.per_shard.len();
+    let shard = shard_for(channel.as_bytes(), shards);
+    let dir = layout.segment_dir(shard, shards);
+    let from = sources.targets.remove(name).unwrap_or_default();
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    for source in &from {
+        records.extend(sources.memory.remove(source).unwrap_or_default());
+    }
+    let mut used = 0usize;
+    let fit = records
+        .iter()
+        .take_while(|r| {
+            used = used.saturating_add(r.len() + dmq_storage::RECORD_HEADER_LEN);
+            used <= capacity
+        })
+        .count();
+    let excess = records.split_off(fit);
+    let target = &mut loaded.per_shard[shard];
+    let mut mine = from
+        .iter()
+        .filter_map(|source| target.disk_parts.remove(source))
+        .collect::<Vec<DiskQueue>>()
+        .into_iter();
+    let mut part = DiskQueue::default();
+    if excess.is_empty() {
+        // The usual case: the disk part stays where it is.
+        if let Some(first) = mine.next() {
+            part = first;
+        }
+    } else {
+        for record in &excess {
+            append(&dir, &mut target.disk, &mut part, name, record)?;
+        }
+        write_pending(&dir, &mut target.disk)?;
+        tracing::info!(storage = %name, records = excess.len(), "ring smaller than the stored records: the excess goes to the disk overflow");
+    }
+    // Any other disk part of this storage goes behind (copied).
+    for mut old in mine {
+        move_records(
+            &dir,
+            &mut target.disk,
+            &mut old,
+            &dir,
+            None,
+            &mut part,
+            name,
+        )?;
+    }
+    // Segments of another layout: behind everything.
+    for (old_dir, old_writer, queues) in sources.foreign.iter_mut() {
+        for source in &from {
+            if let Some(mut old) = queues.remove(source) {
                 move_records(
-                    &dir,
-                    &mut target.disk,
+                    old_dir,
+                    old_writer,
                     &mut old,
                     &dir,
-                    None,
+                    Some(&mut target.disk),
                     &mut part,
-                    &name,
+                    name,
                 )?;
             }
-            // Segments of another layout: behind everything.
-            for (old_dir, old_writer, queues) in foreign.iter_mut() {
-                for source in &sources {
-                    if let Some(mut old) = queues.remove(source) {
-                        move_records(
-                            old_dir,
-                            old_writer,
-                            &mut old,
-                            &dir,
-                            Some(&mut target.disk),
-                            &mut part,
-                            &name,
-                        )?;
-                    }
-                }
-            }
-            loaded.records += (records.len() as u64) + part.records();
-            if !part.is_empty() {
-                target.disk_parts.insert(name.clone(), part);
-            }
-            loaded.storages += 1;
-            per_storage.insert(name, records);
         }
-        let content = match content {
-            ChannelContent::Unsubscribed(_) => {
-                ChannelContent::Unsubscribed(per_storage.into_values().next().unwrap_or_default())
-            }
-            ChannelContent::Subscribed(subs) => ChannelContent::Subscribed(
-                subs.into_keys()
-                    .map(|sub| {
-                        let name = dmq_storage::storage_name(&channel, Some(&sub));
-                        let records = per_storage.remove(&name).unwrap_or_default();
-                        (sub, records)
-                    })
-                    .collect(),
-            ),
-        };
-        loaded.per_shard[shard].channels.push((channel, content));
     }
-    for (shard, target) in loaded.per_shard.iter_mut().enumerate() {
-        sync_all(&layout.segment_dir(shard, shards), &mut target.disk)?;
-        target.disk.set_config(layout.disk);
+    loaded.records += (records.len() as u64) + part.records();
+    loaded.storages += 1;
+    if !part.is_empty() {
+        target.disk_parts.insert(name.to_owned(), part);
     }
-    Ok(loaded)
+    Ok(records)
 }
 
 /// Storage names as they will be restored, each with the source names whose
