@@ -169,11 +169,28 @@ fn merged(shards: &[ShardSnapshot], protocol: Protocol) -> ProtocolSnapshot {
     total
 }
 
-/// The whole line, newline included.
+/// The whole line, newline included: the original's fields, in its order.
 fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Previous) -> String {
     let mut out = local_timestamp(SystemTime::now());
+    process_fields(&mut out, previous);
+    let legacy = merged(shards, Protocol::Legacy);
+    let neo = merged(shards, Protocol::Neo);
+    traffic_fields(&mut out, ctx, &legacy, &neo, previous);
+    channel_fields(&mut out, shards);
+    // No request version is marked for removal.
+    out.push_str(" old_request_versions_in_use:0");
+    request_fields(&mut out, &legacy, &neo, previous);
+    previous.legacy = Some(legacy);
+    previous.neo = Some(neo);
+    action_fields(&mut out, shards, previous);
+    storage_fields(&mut out, shards);
+    log_fields(&mut out, previous);
+    out.push('\n');
+    out
+}
 
-    // 1. Process.
+/// Field group 1: The process: CPU since the last line, memory.
+fn process_fields(out: &mut String, previous: &mut Previous) {
     let sample = process::sample();
     let (user, system) = match (&previous.process, &sample) {
         (Some(before), Some(after)) => process::cpu_percent(before, after),
@@ -189,10 +206,16 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
         user + system
     );
     previous.process = sample;
+}
 
-    // 2. Traffic and connections.
-    let legacy = merged(shards, Protocol::Legacy);
-    let neo = merged(shards, Protocol::Neo);
+/// Field group 2: Traffic since the last line, and connections.
+fn traffic_fields(
+    out: &mut String,
+    ctx: &ShardContext,
+    legacy: &ProtocolSnapshot,
+    neo: &ProtocolSnapshot,
+    previous: &mut Previous,
+) {
     let sent = legacy.bytes_sent + neo.bytes_sent;
     let received = legacy.bytes_received + neo.bytes_received;
     let limit = ctx.config.server.connection_limit;
@@ -208,12 +231,13 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
     );
     previous.bytes_sent = sent;
     previous.bytes_received = received;
+}
 
-    // 3 and 4. Totals and per-channel figures (memory bytes with headers, plus
-    // overflow payload bytes).
-    let storages: Vec<_> = shards.iter().flat_map(|s| &s.storages).collect();
+/// Field groups 3 and 4: Totals and per-channel figures (memory bytes with headers, plus
+/// overflow payload bytes).
+fn channel_fields(out: &mut String, shards: &[ShardSnapshot]) {
     let mut channels: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for s in &storages {
+    for s in shards.iter().flat_map(|s| &s.storages) {
         let entry = channels.entry(s.channel.as_str()).or_default();
         entry.0 += s.bytes_memory + s.bytes_overflow;
         entry.1 += s.records_memory + s.records_overflow;
@@ -230,10 +254,15 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
             " channel/{channel}/bytes:{bytes} channel/{channel}/records:{records}"
         );
     }
+}
 
-    // 5. No request version is marked for removal.
-    out.push_str(" old_request_versions_in_use:0");
-
+/// Field groups 6 and 7: Legacy and neo requests since the last line.
+fn request_fields(
+    out: &mut String,
+    legacy: &ProtocolSnapshot,
+    neo: &ProtocolSnapshot,
+    previous: &Previous,
+) {
     // 6. Legacy requests.
     for kind in [
         RequestKind::Push,
@@ -245,7 +274,7 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
     ] {
         let prefix = format!("request/{}", kind.stats_name());
         timing_fields(
-            &mut out,
+            out,
             &prefix,
             legacy.request(kind),
             previous.legacy.as_ref().map(|p| p.request(kind)),
@@ -256,7 +285,7 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
     for kind in [RequestKind::Push, RequestKind::Pop] {
         let prefix = format!("neo_request/{}", kind.label());
         timing_fields(
-            &mut out,
+            out,
             &prefix,
             neo.request(kind),
             previous.neo.as_ref().map(|p| p.request(kind)),
@@ -273,10 +302,10 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
         consume.max_active,
         consume.handled().saturating_sub(consume_before)
     );
-    previous.legacy = Some(legacy);
-    previous.neo = Some(neo);
+}
 
-    // 8. Actions, per storage, as the original counts them.
+/// Field group 8: Actions since the last line, per storage, as the original counts them.
+fn action_fields(out: &mut String, shards: &[ShardSnapshot], previous: &mut Previous) {
     let pushed_records: u64 = shards.iter().map(|s| s.counters.pushed_records).sum();
     let pushed_bytes: u64 = shards.iter().map(|s| s.counters.pushed_bytes).sum();
     let popped_records: u64 = shards.iter().map(|s| s.counters.popped_records).sum();
@@ -293,9 +322,11 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
     previous.pushed_bytes = pushed_bytes;
     previous.popped_records = popped_records;
     previous.popped_bytes = popped_bytes;
+}
 
-    // 9. Per storage; the id is the storage name without a leading '@'.
-    let mut storages = storages;
+/// Field group 9: Per storage; the id is the storage name without a leading '@'.
+fn storage_fields(out: &mut String, shards: &[ShardSnapshot]) {
+    let mut storages: Vec<_> = shards.iter().flat_map(|s| &s.storages).collect();
     storages.sort_by(|a, b| a.name.cmp(&b.name));
     for s in storages {
         let id = s.name.strip_prefix('@').unwrap_or(&s.name);
@@ -310,8 +341,11 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
             s.bytes_memory, s.bytes_overflow, s.records_memory, s.records_overflow
         );
     }
+}
 
-    // 10. Log events (verbose and fatal do not exist here: always 0).
+/// Field group 10: log events since the last line (verbose and fatal do not
+/// exist here: always 0).
+fn log_fields(out: &mut String, previous: &mut Previous) {
     let logged: [u64; 5] = std::array::from_fn(|i| LOGGED[i].load(Ordering::Relaxed));
     let delta = |i: usize| logged[i].saturating_sub(previous.logged[i]);
     let _ = write!(
@@ -324,8 +358,6 @@ fn format_line(ctx: &ShardContext, shards: &[ShardSnapshot], previous: &mut Prev
         delta(4)
     );
     previous.logged = logged;
-    out.push('\n');
-    out
 }
 
 /// `YYYY-MM-DD HH:MM:SS,mmm` in local time, as the original's stats log.
