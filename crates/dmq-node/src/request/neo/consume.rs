@@ -83,6 +83,34 @@ enum Wake {
     Shutdown,
 }
 
+/// A running Consume's state between wake-ups.
+struct Flow {
+    owner: ShardId,
+    consumer: ConsumerId,
+    /// The poll of the owner shard in flight, if any.
+    poll: Option<PollFuture>,
+    /// Records gathered for the next Records message.
+    batch: Vec<u8>,
+    /// When the batch goes out even if small (`write_flush_ms` after its
+    /// first record).
+    flush_at: Option<Instant>,
+    /// A batch was sent and its Continue has not come.
+    awaiting_ack: bool,
+    /// The channel was removed: the owner forgot the consumer.
+    removed: bool,
+}
+
+impl Flow {
+    /// Poll again: none in flight, the channel still there, room in the
+    /// batch, and at most one batch waiting for its Continue.
+    fn wants_poll(&self) -> bool {
+        self.poll.is_none()
+            && !self.removed
+            && self.batch.len() < BATCH_SEND_THRESHOLD
+            && (!self.awaiting_ack || self.batch.is_empty())
+    }
+}
+
 struct Consume {
     shared: Rc<ConnShared>,
     id: RequestId,
@@ -121,9 +149,9 @@ impl Consume {
 
     async fn serve(&self) -> Result<(), ShardGone> {
         let ctx = self.shared.ctx.clone();
-        let router = &ctx.router;
-        let owner = router.owner(self.channel.as_bytes());
-        let consumer = router
+        let owner = ctx.router.owner(self.channel.as_bytes());
+        let consumer = ctx
+            .router
             .consume_start(owner, &self.channel, &self.subscriber)
             .await?;
         self.shared
@@ -132,127 +160,129 @@ impl Consume {
         ctx.probes()
             .request_done(Protocol::Neo, RequestKind::Consume, Outcome::Started, None);
         let flush_after = Duration::from_millis(u64::from(ctx.config.performance.write_flush_ms));
-
-        let mut poll: Option<PollFuture> = None;
-        let mut batch: Vec<u8> = Vec::new();
-        let mut flush_at: Option<Instant> = None;
-        let mut awaiting_ack = false;
-        let mut removed = false;
+        let mut flow = Flow {
+            owner,
+            consumer,
+            poll: None,
+            batch: Vec::new(),
+            flush_at: None,
+            awaiting_ack: false,
+            removed: false,
+        };
         loop {
-            if poll.is_none()
-                && !removed
-                && batch.len() < BATCH_SEND_THRESHOLD
-                && (!awaiting_ack || batch.is_empty())
-            {
+            if flow.wants_poll() {
                 let ctx = ctx.clone();
-                poll = Some(Box::pin(async move {
+                flow.poll = Some(Box::pin(async move {
                     ctx.router.poll(owner, consumer, POLL_BYTES).await
                 }));
             }
-            let event = {
-                let polled = async {
-                    match poll.as_mut() {
-                        Some(p) => Wake::Polled(p.await),
-                        None => futures_lite::future::pending().await,
-                    }
-                };
-                let client = async { Wake::Client(self.inbox.next().await) };
-                let flush = async {
-                    match (awaiting_ack, flush_at) {
-                        (false, Some(at)) => {
-                            glommio::timer::sleep(at.saturating_duration_since(Instant::now()))
-                                .await;
-                            Wake::Flush
-                        }
-                        _ => futures_lite::future::pending().await,
-                    }
-                };
-                let shutdown = async {
-                    ctx.shutdown().wait().await;
-                    Wake::Shutdown
-                };
-                polled.or(client).or(flush).or(shutdown).await
-            };
+            let event = self.next_event(&mut flow).await;
             let mut flush_due = false;
             match event {
                 Wake::Polled(result) => {
-                    poll = None;
+                    flow.poll = None;
                     match result? {
                         PollResult::Records { buf, .. } => {
-                            batch.extend_from_slice(&buf);
-                            flush_at.get_or_insert_with(|| Instant::now() + flush_after);
+                            flow.batch.extend_from_slice(&buf);
+                            flow.flush_at
+                                .get_or_insert_with(|| Instant::now() + flush_after);
                         }
                         // The owner already forgot this consumer.
-                        PollResult::Finished => removed = true,
+                        PollResult::Finished => flow.removed = true,
                     }
                 }
-                Wake::Client(Some(ConsumeClientMessage::Continue)) => {
-                    if !awaiting_ack {
-                        // A Continue for a batch that was never sent.
-                        self.stop(owner, consumer, &mut poll, &mut batch, removed)
-                            .await;
-                        self.shared.abort(format!(
-                            "request {}: Consume: Continue without a batch to acknowledge",
-                            self.id
-                        ));
-                        return Ok(());
-                    }
-                    awaiting_ack = false;
-                }
-                Wake::Client(Some(ConsumeClientMessage::Stop)) | Wake::Shutdown => {
-                    self.stop(owner, consumer, &mut poll, &mut batch, removed)
-                        .await;
-                    if !batch.is_empty() {
-                        self.send_batch(&mut batch);
-                    }
-                    self.send(ConsumeNodeMessage::Stopped);
-                    return Ok(());
-                }
-                Wake::Client(None) => {
-                    // The connection closed: nobody to tell.
-                    self.stop(owner, consumer, &mut poll, &mut batch, removed)
-                        .await;
-                    return Ok(());
+                Wake::Client(Some(ConsumeClientMessage::Continue)) if flow.awaiting_ack => {
+                    flow.awaiting_ack = false;
                 }
                 Wake::Flush => flush_due = true,
+                ending => {
+                    self.end(&mut flow, ending).await;
+                    return Ok(());
+                }
             }
-            if !awaiting_ack
-                && !batch.is_empty()
-                && (batch.len() >= BATCH_SEND_THRESHOLD || flush_due || removed)
+            if !flow.awaiting_ack
+                && !flow.batch.is_empty()
+                && (flow.batch.len() >= BATCH_SEND_THRESHOLD || flush_due || flow.removed)
             {
-                self.send_batch(&mut batch);
-                flush_at = None;
-                awaiting_ack = true;
+                self.send_batch(&mut flow.batch);
+                flow.flush_at = None;
+                flow.awaiting_ack = true;
             }
-            if removed && !awaiting_ack && batch.is_empty() {
+            if flow.removed && !flow.awaiting_ack && flow.batch.is_empty() {
                 self.send(ConsumeNodeMessage::ChannelRemoved);
                 return Ok(());
             }
         }
     }
 
+    /// Waits for what comes first: a poll's records, a client message, the
+    /// flush time of a batch, or the shutdown.
+    async fn next_event(&self, flow: &mut Flow) -> Wake {
+        let polled = async {
+            match flow.poll.as_mut() {
+                Some(p) => Wake::Polled(p.await),
+                None => futures_lite::future::pending().await,
+            }
+        };
+        let client = async { Wake::Client(self.inbox.next().await) };
+        let flush = async {
+            match (flow.awaiting_ack, flow.flush_at) {
+                (false, Some(at)) => {
+                    glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await;
+                    Wake::Flush
+                }
+                _ => futures_lite::future::pending().await,
+            }
+        };
+        let shutdown = async {
+            self.shared.ctx.shutdown().wait().await;
+            Wake::Shutdown
+        };
+        polled.or(client).or(flush).or(shutdown).await
+    }
+
+    /// Ends the request on a client message or the shutdown: a Stop or the
+    /// shutdown sends what was popped, then Stopped; a Continue without a
+    /// batch to acknowledge is a protocol error; a closed connection has
+    /// nobody to tell.
+    async fn end(&self, flow: &mut Flow, event: Wake) {
+        self.stop(flow).await;
+        match event {
+            Wake::Client(Some(ConsumeClientMessage::Stop)) | Wake::Shutdown => {
+                if !flow.batch.is_empty() {
+                    self.send_batch(&mut flow.batch);
+                }
+                self.send(ConsumeNodeMessage::Stopped);
+            }
+            Wake::Client(Some(ConsumeClientMessage::Continue)) => {
+                self.shared.abort(format!(
+                    "request {}: Consume: Continue without a batch to acknowledge",
+                    self.id
+                ));
+            }
+            _ => {}
+        }
+    }
+
     /// Unregisters the consumer (unless the owner already did), and adds the
     /// records of a poll that was in flight to the batch.
-    async fn stop(
-        &self,
-        owner: ShardId,
-        consumer: ConsumerId,
-        poll: &mut Option<PollFuture>,
-        batch: &mut Vec<u8>,
-        removed: bool,
-    ) {
-        if removed {
+    async fn stop(&self, flow: &mut Flow) {
+        if flow.removed {
             return;
         }
         let router = &self.shared.ctx.router;
-        if router.consume_stop(owner, consumer).await.is_err() {
+        if router
+            .consume_stop(flow.owner, flow.consumer)
+            .await
+            .is_err()
+        {
             return;
         }
         // Stopping dropped a waiting poll unanswered; one answered before the
         // stop carries records that are ours to deliver.
-        if let Some(p) = poll.take() {
+        if let Some(p) = flow.poll.take() {
             if let Ok(PollResult::Records { buf, .. }) = p.await {
-                batch.extend_from_slice(&buf);
+                flow.batch.extend_from_slice(&buf);
             }
         }
     }
