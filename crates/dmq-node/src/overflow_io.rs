@@ -74,7 +74,7 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
                 break;
             };
             let mut job = job;
-            let seg = job.seg;
+            let seg = job.segments().next().unwrap_or_default();
             let ok = match execute(&dir, &mut files, &job, &mut last).await {
                 Ok(()) => {
                     if failing {
@@ -96,23 +96,23 @@ pub async fn write_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir, interval: Du
                     false
                 }
             };
-            unsynced.insert(seg);
-            unsynced.extend(job.patches.iter().map(|p| p.seg));
-            if !ok && job.pos != u64::MAX {
-                // Cut what a failed write may have left, so that a restart
-                // does not find records whose pushes were refused.
-                if let Some(file) = files.get(&seg) {
-                    let _ = file.truncate(job.pos).await;
+            unsynced.extend(job.segments());
+            if let Some(data) = job.data.as_mut() {
+                if ok {
+                    // Kept to take the next job's links to its records.
+                    last = Some(LastWrite {
+                        seg: data.seg,
+                        pos: data.pos,
+                        bytes: std::mem::take(&mut data.bytes),
+                    });
+                } else if let Some(file) = files.get(&data.seg) {
+                    // Cut what a failed write may have left, so that a
+                    // restart does not find records whose pushes were
+                    // refused.
+                    let _ = file.truncate(data.pos).await;
                 }
             }
-            if ok && job.pos != u64::MAX {
-                // Kept to take the next job's links to its records.
-                last = Some(LastWrite {
-                    seg,
-                    pos: job.pos,
-                    bytes: std::mem::take(&mut job.bytes),
-                });
-            } else if !ok {
+            if !ok {
                 last = None;
             }
             shard.borrow_mut().write_done(job, ok);
@@ -165,8 +165,8 @@ async fn execute(
     job: &WriteJob,
     last: &mut Option<LastWrite>,
 ) -> std::io::Result<()> {
-    if job.creates() {
-        let path = dir.path(job.seg);
+    if let Some(data) = job.data.as_ref().filter(|_| job.creates()) {
+        let path = dir.path(data.seg);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -175,7 +175,7 @@ async fn execute(
             .buffered_open(&path)
             .await
             .map_err(std::io::Error::from)?;
-        let size = dir.segment_size.max(job.len);
+        let size = dir.segment_size.max(data.len);
         // Reserve the segment's blocks now, so that a full disk shows
         // here, when the segment starts, rather than in the middle of it.
         // A file system without fallocate works too, unreserved.
@@ -192,7 +192,7 @@ async fn execute(
                 );
             }
         }
-        files.insert(job.seg, file);
+        files.insert(data.seg, file);
     }
     // Patches into the last write's bytes become one range; others go alone.
     let mut span: Option<(usize, usize)> = None;
@@ -218,9 +218,7 @@ async fn execute(
     // Every file the writes need is open before they start together.
     let mut segs: Vec<u32> = alone.iter().map(|p| p.seg).collect();
     segs.extend(range.iter().map(|r| r.0));
-    if job.pos != u64::MAX {
-        segs.push(job.seg);
-    }
+    segs.extend(job.data.iter().map(|d| d.seg));
     segs.sort_unstable();
     segs.dedup();
     for seg in segs {
@@ -233,9 +231,9 @@ async fn execute(
             .ok_or_else(|| std::io::Error::other("segment file not open"))
     };
     let mut writes: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + '_>>> = Vec::new();
-    if job.pos != u64::MAX {
-        let f = file(job.seg)?;
-        writes.push(Box::pin(write_all_at(f, &job.bytes, job.pos)));
+    if let Some(data) = &job.data {
+        let f = file(data.seg)?;
+        writes.push(Box::pin(write_all_at(f, &data.bytes, data.pos)));
     }
     if let Some((seg, pos, bytes)) = &range {
         let f = file(*seg)?;
@@ -388,7 +386,7 @@ pub async fn read_loop(shard: Rc<RefCell<Shard>>, dir: SegmentDir) {
         }
         {
             let state = shard.borrow();
-            let live: BTreeSet<u32> = state.overflow.disk.segments().collect();
+            let live: BTreeSet<u32> = state.overflow.disk.segments().seqs().collect();
             files.retain(|seg, _| live.contains(seg));
             cache.retain(|(seg, _, _)| live.contains(seg));
         }

@@ -166,7 +166,7 @@ fn scan_dir(data_dir: &Path) -> Result<Found, PersistError> {
 fn write_pending(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), PersistError> {
     while let Some(job) = writer.take_write() {
         let result = execute_blocking(dir, &job);
-        let seg = job.seg;
+        let seg = job.segments().next().unwrap_or_default();
         writer.write_done(job, result.is_ok());
         result.map_err(write_error(&dir.path(seg)))?;
     }
@@ -176,7 +176,7 @@ fn write_pending(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), Persis
 /// Writes what is pending and syncs every segment of the writer.
 fn sync_all(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), PersistError> {
     write_pending(dir, writer)?;
-    for seg in writer.segments() {
+    for seg in writer.segments().seqs() {
         let path = dir.path(seg);
         if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
             file.sync_data().map_err(write_error(&path))?;
@@ -186,14 +186,14 @@ fn sync_all(dir: &SegmentDir, writer: &mut DiskWriter) -> Result<(), PersistErro
 }
 
 fn execute_blocking(dir: &SegmentDir, job: &WriteJob) -> std::io::Result<()> {
-    if job.pos != u64::MAX {
+    if let Some(data) = &job.data {
         let mut options = std::fs::OpenOptions::new();
         options.write(true);
         if job.creates() {
             options.create(true).truncate(true);
         }
-        let file = options.open(dir.path(job.seg))?;
-        file.write_all_at(&job.bytes, job.pos)?;
+        let file = options.open(dir.path(data.seg))?;
+        file.write_all_at(&data.bytes, data.pos)?;
     }
     for patch in &job.patches {
         let file = std::fs::OpenOptions::new()
@@ -213,11 +213,11 @@ fn read_some(
 ) -> Result<Option<Vec<Vec<u8>>>, PersistError> {
     let mut len = 1 << 20;
     loop {
-        let at = match writer.read_plan(q, len) {
+        let at = match writer.segments().read_plan(q, len) {
             ReadPlan::Nothing => return Ok(None),
             ReadPlan::NotYet => {
                 write_pending(dir, writer)?;
-                match writer.read_plan(q, len) {
+                match writer.segments().read_plan(q, len) {
                     ReadPlan::Read { at, .. } => at,
                     _ => {
                         tracing::error!("overflow record chain broken at start; the rest of the storage is lost");
@@ -254,7 +254,8 @@ fn read_some(
                 if done.records == 0
                     && need > n
                     && n == len
-                    && at.offset.saturating_add(need as u64) <= writer.written(at.seg) =>
+                    && at.offset.saturating_add(need as u64)
+                        <= writer.segments().written(at.seg) =>
             {
                 len = need
             }
@@ -791,7 +792,7 @@ pub fn write_overflow_index(shard: &Shard, dir: &SegmentDir) -> Result<usize, Pe
         .channels()
         .iter()
         .flat_map(|channel| channel.storages().map(|(name, s)| (name, s.disk())));
-    let index = shard.overflow.disk.index(queues);
+    let index = shard.overflow.disk.segments().index(queues);
     for (&seq, entries) in &index {
         let name = disk::segment_index_file_name(dir.shard, dir.shards, seq);
         let path = dir.dir.join(&name);

@@ -400,7 +400,7 @@ mod tests {
         let empty = ch.subscriber_storage("empty").unwrap();
         assert_eq!((empty.memory_len(), empty.disk().records()), (1, 0));
         // The disk part is named after the new storage name.
-        assert_eq!(disk.live_records(), 1);
+        assert_eq!(disk.segments().live_records(), 1);
         // A 4-byte value (12 bytes) fits both rings but goes behind the
         // spilled record in "full".
         ch.push(b"abcd", &mut disk).unwrap();

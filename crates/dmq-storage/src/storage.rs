@@ -419,7 +419,7 @@ mod tests {
         assert_eq!((st.records_overflow, st.bytes_overflow), (2, 9));
         s.clear(&mut w);
         assert!(s.is_empty());
-        assert_eq!(w.live_records(), 0);
+        assert_eq!(w.segments().live_records(), 0);
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Overflow {
         let max = storage
             .refill_room()
             .clamp(REFILL_READ_MIN, REFILL_READ_MAX);
-        match self.disk.read_plan(storage.disk(), max) {
+        match self.disk.segments().read_plan(storage.disk(), max) {
             ReadPlan::Nothing => RefillStep::Done,
             ReadPlan::NotYet => RefillStep::NotYet,
             ReadPlan::Read { at, len } => RefillStep::Read { at, len },

@@ -53,7 +53,7 @@ impl Shard {
                 match done.need {
                     Some(len) if done.records == 0 => {
                         let end = at.offset.saturating_add(len as u64);
-                        if end > self.overflow.disk.written(at.seg) {
+                        if end > self.overflow.disk.segments().written(at.seg) {
                             RefillStep::NotYet
                         } else {
                             RefillStep::Read { at, len }

@@ -66,7 +66,7 @@ impl Shard {
             overflow: OverflowSnapshot {
                 written_records: disk.records_appended(),
                 segments: disk.segments().count(),
-                file_bytes: disk.file_bytes(),
+                file_bytes: disk.segments().file_bytes(),
                 memory_budget_left: self.channels.budget_left().map(|b| b as u64),
                 short_rings: self.channels.short_rings(),
             },

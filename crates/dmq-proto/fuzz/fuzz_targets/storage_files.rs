@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
             let (records, bytes) = (queue.records(), queue.bytes());
             let (mut got_records, mut got_bytes) = (0u64, 0u64);
             loop {
-                let ReadPlan::Read { at, len } = writer.read_plan(queue, 1 << 20) else {
+                let ReadPlan::Read { at, len } = writer.segments().read_plan(queue, 1 << 20) else {
                     break;
                 };
                 let file = &files[at.seg as usize - 1];

@@ -1,0 +1,175 @@
+//! Rebuilding a shard's overflow from its segment files after a stop or a
+//! crash: no index is needed, the meta records say which storage each
+//! channel id is, how far it was read and whether it was dropped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::layout::{DiskConfig, Loc};
+use super::meta::Meta;
+use super::queue::{DiskQueue, Part};
+use super::segments::Segment;
+use super::walk_records;
+use super::writer::{DiskWriter, Patch};
+use crate::files::{RecordHeader, OVERFLOW_HEADER_LEN};
+
+/// What [`recover`] rebuilt.
+#[derive(Debug)]
+pub struct Recovered {
+    pub writer: DiskWriter,
+    /// Storage name → its queue, for every storage with live records.
+    pub queues: Vec<(String, DiskQueue)>,
+    /// Segments to truncate (torn tail after a crash): `(seq, valid length)`.
+    pub truncate: Vec<(u32, u64)>,
+    /// Links to rewrite (a crash came between a record and its link).
+    pub patches: Vec<Patch>,
+    /// Segments at the head holding nothing live: delete them.
+    pub empty: Vec<u32>,
+    /// Live records whose storage name was never recorded (lost).
+    pub orphans: u64,
+}
+
+/// Rebuilds a shard's overflow from its segments (any order); see the module
+/// documentation for the meta records it relies on. Segments are closed:
+/// new records go to a new segment.
+pub fn recover(
+    config: DiskConfig,
+    seqs: &[u32],
+    mut read: impl FnMut(u32) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Recovered> {
+    let mut seqs = seqs.to_vec();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut read_to: HashMap<u32, Loc> = HashMap::new();
+    let mut dropped_at: HashMap<u32, Loc> = HashMap::new();
+    let mut max_id = 0u32;
+    let mut truncate = Vec::new();
+    let mut ends = Vec::new();
+    for &seq in &seqs {
+        let bytes = read(seq)?;
+        let end = walk_records(&bytes, 0, |offset, header, payload| {
+            let here = Loc { seg: seq, offset };
+            max_id = max_id.max(header.channel_id);
+            if header.channel_id != 0 {
+                return;
+            }
+            // An id named by any record still on disk is never given to
+            // another storage: its meta records would apply to that one.
+            match Meta::decode(payload) {
+                Some(Meta::Name { id, name }) => {
+                    max_id = max_id.max(id);
+                    names.insert(id, name);
+                }
+                Some(Meta::Progress { id, at }) => {
+                    max_id = max_id.max(id);
+                    let e = read_to.entry(id).or_insert(at);
+                    *e = (*e).max(at);
+                }
+                Some(Meta::Drop { id }) => {
+                    max_id = max_id.max(id);
+                    dropped_at.insert(id, here);
+                }
+                None => {}
+            }
+        });
+        if end < bytes.len() as u64 {
+            truncate.push((seq, end));
+        }
+        ends.push(end);
+    }
+    let mut writer = DiskWriter::new(config);
+    let mut queues: BTreeMap<u32, DiskQueue> = BTreeMap::new();
+    let mut patches = Vec::new();
+    let mut orphans = 0u64;
+    for (&seq, &end) in seqs.iter().zip(&ends) {
+        let mut bytes = read(seq)?;
+        bytes.truncate(end as usize);
+        let mut live = 0u64;
+        walk_records(&bytes, 0, |offset, header, _| {
+            let id = header.channel_id;
+            let here = Loc { seg: seq, offset };
+            let alive = id != 0
+                && read_to.get(&id).is_none_or(|&r| here >= r)
+                && dropped_at.get(&id).is_none_or(|&d| here > d);
+            if !alive {
+                return;
+            }
+            if !names.contains_key(&id) {
+                orphans += 1;
+                return;
+            }
+            live += 1;
+            let q = queues.entry(id).or_insert_with(|| DiskQueue {
+                id,
+                ..DiskQueue::default()
+            });
+            match q.parts.back_mut() {
+                Some(part) if part.seg == seq => {
+                    if let Some((tail, tail_len)) = q.tail {
+                        let link = (offset - tail.offset) as i64;
+                        let raw = bytes[tail.offset as usize..][..OVERFLOW_HEADER_LEN]
+                            .first_chunk::<OVERFLOW_HEADER_LEN>()
+                            .map(RecordHeader::decode);
+                        if raw.map(|h| h.next_offset) != Some(link) {
+                            patches.push(Patch {
+                                seg: seq,
+                                pos: tail.offset,
+                                header: RecordHeader::new(id, link, tail_len).encode(),
+                            });
+                        }
+                    }
+                    part.records += 1;
+                    part.bytes += header.length;
+                    part.last = offset;
+                }
+                _ => q.parts.push_back(Part {
+                    seg: seq,
+                    next: offset,
+                    last: offset,
+                    records: 1,
+                    bytes: header.length,
+                }),
+            }
+            q.records += 1;
+            q.bytes += header.length;
+            q.tail = Some((here, header.length));
+        });
+        writer.segments.table.insert(
+            seq,
+            Segment {
+                end,
+                durable: end,
+                live,
+            },
+        );
+    }
+    writer.segments.next_seq = seqs.last().map_or(1, |&seq| seq + 1);
+    writer.next_id = max_id.wrapping_add(1).max(1);
+    // Segments with nothing live go from the head only, as while running: a
+    // later one may hold the progress, drop or name records that older
+    // segments' records depend on. When nothing at all is live, every one
+    // goes.
+    let nothing_live = writer.segments.table.values().all(|s| s.live == 0);
+    let empty: Vec<u32> = writer
+        .segments
+        .table
+        .iter()
+        .take_while(|(_, s)| s.live == 0 || nothing_live)
+        .map(|(&seq, _)| seq)
+        .collect();
+    for seq in &empty {
+        writer.segments.table.remove(seq);
+    }
+    let queues = queues
+        .into_values()
+        .map(|q| (names[&q.id].clone(), q))
+        .collect();
+    Ok(Recovered {
+        writer,
+        queues,
+        truncate,
+        patches,
+        empty,
+        orphans,
+    })
+}
