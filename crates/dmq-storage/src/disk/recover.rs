@@ -28,6 +28,51 @@ pub struct Recovered {
     pub orphans: u64,
 }
 
+/// What the meta records of every segment say, gathered before any data
+/// record is placed.
+#[derive(Default)]
+struct MetaState {
+    names: HashMap<u32, String>,
+    read_to: HashMap<u32, Loc>,
+    dropped_at: HashMap<u32, Loc>,
+    /// The highest id named by any record: never given out again.
+    max_id: u32,
+}
+
+impl MetaState {
+    fn take(&mut self, here: Loc, channel_id: u32, payload: &[u8]) {
+        self.max_id = self.max_id.max(channel_id);
+        if channel_id != 0 {
+            return;
+        }
+        // An id named by any record still on disk is never given to
+        // another storage: its meta records would apply to that one.
+        match Meta::decode(payload) {
+            Some(Meta::Name { id, name }) => {
+                self.max_id = self.max_id.max(id);
+                self.names.insert(id, name);
+            }
+            Some(Meta::Progress { id, at }) => {
+                self.max_id = self.max_id.max(id);
+                let e = self.read_to.entry(id).or_insert(at);
+                *e = (*e).max(at);
+            }
+            Some(Meta::Drop { id }) => {
+                self.max_id = self.max_id.max(id);
+                self.dropped_at.insert(id, here);
+            }
+            None => {}
+        }
+    }
+
+    /// A data record not read back yet, nor dropped.
+    fn is_live(&self, id: u32, here: Loc) -> bool {
+        id != 0
+            && self.read_to.get(&id).is_none_or(|&r| here >= r)
+            && self.dropped_at.get(&id).is_none_or(|&d| here > d)
+    }
+}
+
 /// Rebuilds a shard's overflow from its segments (any order); see the module
 /// documentation for the meta records it relies on. Segments are closed:
 /// new records go to a new segment.
@@ -39,67 +84,81 @@ pub fn recover(
     let mut seqs = seqs.to_vec();
     seqs.sort_unstable();
     seqs.dedup();
-    let mut names: HashMap<u32, String> = HashMap::new();
-    let mut read_to: HashMap<u32, Loc> = HashMap::new();
-    let mut dropped_at: HashMap<u32, Loc> = HashMap::new();
-    let mut max_id = 0u32;
+    // First pass: the meta records and where each segment's valid content
+    // ends (a torn tail is cut).
+    let mut meta = MetaState::default();
     let mut truncate = Vec::new();
     let mut ends = Vec::new();
     for &seq in &seqs {
         let bytes = read(seq)?;
         let end = walk_records(&bytes, 0, |offset, header, payload| {
-            let here = Loc { seg: seq, offset };
-            max_id = max_id.max(header.channel_id);
-            if header.channel_id != 0 {
-                return;
-            }
-            // An id named by any record still on disk is never given to
-            // another storage: its meta records would apply to that one.
-            match Meta::decode(payload) {
-                Some(Meta::Name { id, name }) => {
-                    max_id = max_id.max(id);
-                    names.insert(id, name);
-                }
-                Some(Meta::Progress { id, at }) => {
-                    max_id = max_id.max(id);
-                    let e = read_to.entry(id).or_insert(at);
-                    *e = (*e).max(at);
-                }
-                Some(Meta::Drop { id }) => {
-                    max_id = max_id.max(id);
-                    dropped_at.insert(id, here);
-                }
-                None => {}
-            }
+            meta.take(Loc { seg: seq, offset }, header.channel_id, payload);
         });
         if end < bytes.len() as u64 {
             truncate.push((seq, end));
         }
         ends.push(end);
     }
+    // Second pass: the live data records into their storages' queues.
     let mut writer = DiskWriter::new(config);
-    let mut queues: BTreeMap<u32, DiskQueue> = BTreeMap::new();
-    let mut patches = Vec::new();
-    let mut orphans = 0u64;
+    let mut rebuilt = Rebuilt::default();
     for (&seq, &end) in seqs.iter().zip(&ends) {
         let mut bytes = read(seq)?;
         bytes.truncate(end as usize);
+        let live = rebuilt.place_segment(&meta, seq, &bytes);
+        writer.segments.table.insert(
+            seq,
+            Segment {
+                end,
+                durable: end,
+                live,
+            },
+        );
+    }
+    writer.segments.next_seq = seqs.last().map_or(1, |&seq| seq + 1);
+    writer.next_id = meta.max_id.wrapping_add(1).max(1);
+    let empty = drop_empty_head(&mut writer);
+    let queues = rebuilt
+        .queues
+        .into_values()
+        .map(|q| (meta.names[&q.id].clone(), q))
+        .collect();
+    Ok(Recovered {
+        writer,
+        queues,
+        truncate,
+        patches: rebuilt.patches,
+        empty,
+        orphans: rebuilt.orphans,
+    })
+}
+
+/// The queues rebuilt from the data records, with the links to rewrite and
+/// the records no name claims.
+#[derive(Default)]
+struct Rebuilt {
+    queues: BTreeMap<u32, DiskQueue>,
+    patches: Vec<Patch>,
+    orphans: u64,
+}
+
+impl Rebuilt {
+    /// Places the live records of segment `seq` (its valid `bytes`) in
+    /// their queues; returns how many there were.
+    fn place_segment(&mut self, meta: &MetaState, seq: u32, bytes: &[u8]) -> u64 {
         let mut live = 0u64;
-        walk_records(&bytes, 0, |offset, header, _| {
+        walk_records(bytes, 0, |offset, header, _| {
             let id = header.channel_id;
             let here = Loc { seg: seq, offset };
-            let alive = id != 0
-                && read_to.get(&id).is_none_or(|&r| here >= r)
-                && dropped_at.get(&id).is_none_or(|&d| here > d);
-            if !alive {
+            if !meta.is_live(id, here) {
                 return;
             }
-            if !names.contains_key(&id) {
-                orphans += 1;
+            if !meta.names.contains_key(&id) {
+                self.orphans += 1;
                 return;
             }
             live += 1;
-            let q = queues.entry(id).or_insert_with(|| DiskQueue {
+            let q = self.queues.entry(id).or_insert_with(|| DiskQueue {
                 id,
                 ..DiskQueue::default()
             });
@@ -111,7 +170,7 @@ pub fn recover(
                             .first_chunk::<OVERFLOW_HEADER_LEN>()
                             .map(RecordHeader::decode);
                         if raw.map(|h| h.next_offset) != Some(link) {
-                            patches.push(Patch {
+                            self.patches.push(Patch {
                                 seg: seq,
                                 pos: tail.offset,
                                 header: RecordHeader::new(id, link, tail_len).encode(),
@@ -134,42 +193,24 @@ pub fn recover(
             q.bytes += header.length;
             q.tail = Some((here, header.length));
         });
-        writer.segments.table.insert(
-            seq,
-            Segment {
-                end,
-                durable: end,
-                live,
-            },
-        );
+        live
     }
-    writer.segments.next_seq = seqs.last().map_or(1, |&seq| seq + 1);
-    writer.next_id = max_id.wrapping_add(1).max(1);
-    // Segments with nothing live go from the head only, as while running: a
-    // later one may hold the progress, drop or name records that older
-    // segments' records depend on. When nothing at all is live, every one
-    // goes.
-    let nothing_live = writer.segments.table.values().all(|s| s.live == 0);
-    let empty: Vec<u32> = writer
-        .segments
-        .table
+}
+
+/// Segments with nothing live go from the head only, as while running: a
+/// later one may hold the progress, drop or name records that older
+/// segments' records depend on. When nothing at all is live, every one
+/// goes. Returns the segments taken out (to delete).
+fn drop_empty_head(writer: &mut DiskWriter) -> Vec<u32> {
+    let table = &mut writer.segments.table;
+    let nothing_live = table.values().all(|s| s.live == 0);
+    let empty: Vec<u32> = table
         .iter()
         .take_while(|(_, s)| s.live == 0 || nothing_live)
         .map(|(&seq, _)| seq)
         .collect();
     for seq in &empty {
-        writer.segments.table.remove(seq);
+        table.remove(seq);
     }
-    let queues = queues
-        .into_values()
-        .map(|q| (names[&q.id].clone(), q))
-        .collect();
-    Ok(Recovered {
-        writer,
-        queues,
-        truncate,
-        patches,
-        empty,
-        orphans,
-    })
+    empty
 }
