@@ -282,12 +282,7 @@ impl Channel {
 mod tests {
     use super::*;
 
-    fn w() -> DiskWriter {
-        DiskWriter::new(crate::disk::DiskConfig {
-            segment_size: 1 << 20,
-            limit: 0,
-        })
-    }
+    use crate::disk::test_writer as w;
 
     fn pop_all(storage: &mut Storage) -> Vec<Vec<u8>> {
         let mut out = Vec::new();

@@ -161,12 +161,7 @@ impl Channels {
 mod tests {
     use super::*;
 
-    fn w() -> DiskWriter {
-        DiskWriter::new(crate::disk::DiskConfig {
-            segment_size: 1 << 20,
-            limit: 0,
-        })
-    }
+    use crate::disk::test_writer as w;
 
     fn channels() -> Channels {
         let sizes = ChannelSizes::new(100, vec![("big".to_owned(), 1000)]).unwrap();

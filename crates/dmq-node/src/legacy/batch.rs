@@ -144,6 +144,21 @@ impl<'r> Batch<'r> {
         }
     }
 
+    /// Starts a request for one channel: `None` (answered 409) for an
+    /// invalid name, otherwise the name and its owner shard.
+    pub fn begin_channel<'c>(
+        &mut self,
+        kind: RequestKind,
+        channel: &'c [u8],
+    ) -> Option<(&'c str, ShardId)> {
+        self.begin(kind);
+        let Some(name) = crate::request::channel_name(channel) else {
+            self.status(Status::BadChannelName);
+            return None;
+        };
+        Some((name, self.router.owner(channel)))
+    }
+
     pub fn status(&mut self, status: Status) {
         self.reply(|out| encode_status(out, status));
     }

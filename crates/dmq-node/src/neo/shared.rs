@@ -92,6 +92,17 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
+    /// Logs (at debug) a request refused for an invalid channel name; the
+    /// request is answered Error and the connection stays up.
+    pub fn log_invalid_channel(&self, id: RequestId, request: &str, channel: &[u8]) {
+        tracing::debug!(
+            client = %self.client,
+            id,
+            channel = %String::from_utf8_lossy(channel),
+            "neo {request} refused: invalid channel name"
+        );
+    }
+
     /// Closes the connection for a protocol error found by a request task.
     pub fn abort(&self, reason: String) {
         self.aborted.borrow_mut().get_or_insert(reason);

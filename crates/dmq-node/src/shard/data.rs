@@ -6,7 +6,7 @@ use dmq_storage::disk::DiskError;
 use dmq_storage::{Channels, PopError, StorageError, Stored};
 use futures_channel::oneshot;
 
-use super::consumers::{ConsumerId, PollResult};
+use super::consumers::{ConsumerId, Consumers, PollResult};
 use super::ops::{PopOutcome, PushError};
 use super::overflow::Overflow;
 use super::snapshot::ShardCounters;
@@ -260,15 +260,9 @@ impl Shard {
         max_bytes: usize,
         reply: oneshot::Sender<PollResult>,
     ) {
-        let Shard {
-            channels,
-            consumers,
-            counters,
-            overflow,
-            ..
-        } = self;
+        let (consumers, mut records) = self.consumers_and_records();
         consumers.poll(id, max_bytes, reply, |channel, subscriber, max| {
-            take_records(channels, counters, overflow, channel, subscriber, max)
+            records.take(channel, subscriber, max)
         });
     }
 
@@ -281,6 +275,15 @@ impl Shard {
     /// Records arrived in `channel` (pushed, or read back from disk): hand
     /// them to its waiting consumers.
     pub(super) fn wake_consumers(&mut self, channel: &str) {
+        let (consumers, mut records) = self.consumers_and_records();
+        consumers.wake(channel, |subscriber, max| {
+            records.take(channel, subscriber, max)
+        });
+    }
+
+    /// The consumer registry, and apart from it what pops records for a
+    /// consumer: both are borrowed at once while consumers are answered.
+    fn consumers_and_records(&mut self) -> (&mut Consumers, SubscriberRecords<'_>) {
         let Shard {
             channels,
             consumers,
@@ -288,37 +291,44 @@ impl Shard {
             overflow,
             ..
         } = self;
-        consumers.wake(channel, |subscriber, max| {
-            take_records(channels, counters, overflow, channel, subscriber, max)
-        });
+        let records = SubscriberRecords {
+            channels,
+            counters,
+            overflow,
+        };
+        (consumers, records)
     }
 }
 
-/// Pops up to `max_bytes` of records for a subscriber; `None` when there
-/// are none in memory (a read from disk is started if records wait there).
-fn take_records(
-    channels: &mut Channels,
-    counters: &mut ShardCounters,
-    overflow: &mut Overflow,
-    channel: &str,
-    subscriber: &str,
-    max_bytes: usize,
-) -> Option<PollResult> {
-    let storage = channels
-        .get_mut(channel)?
-        .subscriber_storage_mut(subscriber)?;
-    if storage.memory_len() == 0 {
-        if !storage.disk().is_empty() {
-            overflow.schedule_refill(channel, storage.disk().id());
+/// What pops records for consumers: the shard's storages with the counters
+/// and the overflow a pop touches.
+struct SubscriberRecords<'s> {
+    channels: &'s mut Channels,
+    counters: &'s mut ShardCounters,
+    overflow: &'s mut Overflow,
+}
+
+impl SubscriberRecords<'_> {
+    /// Pops up to `max_bytes` of records for a subscriber; `None` when there
+    /// are none in memory (a read from disk is started if records wait there).
+    fn take(&mut self, channel: &str, subscriber: &str, max_bytes: usize) -> Option<PollResult> {
+        let storage = self
+            .channels
+            .get_mut(channel)?
+            .subscriber_storage_mut(subscriber)?;
+        if storage.memory_len() == 0 {
+            if !storage.disk().is_empty() {
+                self.overflow.schedule_refill(channel, storage.disk().id());
+            }
+            return None;
         }
-        return None;
+        let mut buf = Vec::with_capacity(max_bytes.min(storage.ring().used_bytes()));
+        let (records, bytes) = storage.pop_into(&mut buf, max_bytes, false);
+        self.counters.popped_records += records as u64;
+        self.counters.popped_bytes += bytes as u64;
+        self.overflow.refill_if_wanted(channel, storage);
+        (records > 0).then_some(PollResult::Records { buf, records })
     }
-    let mut buf = Vec::with_capacity(max_bytes.min(storage.ring().used_bytes()));
-    let (records, bytes) = storage.pop_into(&mut buf, max_bytes, false);
-    counters.popped_records += records as u64;
-    counters.popped_bytes += bytes as u64;
-    overflow.refill_if_wanted(channel, storage);
-    (records > 0).then_some(PollResult::Records { buf, records })
 }
 
 /// Iterates the records of a `u64 len + bytes` sequence. The sequence was built by

@@ -64,3 +64,12 @@ pub use writer::{DataWrite, DiskWriter, Lost, Patch, WriteJob, MAX_UNWRITTEN_BYT
 
 #[cfg(test)]
 mod tests;
+
+/// An overflow with 1 MiB segments and no limit, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_writer() -> DiskWriter {
+    DiskWriter::new(DiskConfig {
+        segment_size: 1 << 20,
+        limit: 0,
+    })
+}

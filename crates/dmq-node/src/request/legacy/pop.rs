@@ -5,16 +5,12 @@ use dmq_proto::legacy::{encode_status, Status};
 
 use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
-use crate::request::channel_name;
 
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
-    batch.begin(RequestKind::Pop);
-    let Some(name) = channel_name(channel) else {
-        batch.status(Status::BadChannelName);
+    let Some((name, owner)) = batch.begin_channel(RequestKind::Pop, channel) else {
         return;
     };
     let router = batch.router();
-    let owner = router.owner(channel);
     if batch.inline(owner) && !router.local().borrow().waits_for_disk(name) {
         batch.reply(|out| {
             let mut shard = router.local().borrow_mut();

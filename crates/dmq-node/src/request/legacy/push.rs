@@ -5,19 +5,15 @@ use dmq_proto::legacy::Status;
 
 use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
-use crate::request::channel_name;
 use dmq_storage::Stored;
 
 /// Checks in the original's order: name (409), create the channel, empty value
 /// (408), so an empty Push still creates its channel.
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8], value: &[u8]) {
-    batch.begin(RequestKind::Push);
-    let Some(name) = channel_name(channel) else {
-        batch.status(Status::BadChannelName);
+    let Some((name, owner)) = batch.begin_channel(RequestKind::Push, channel) else {
         return;
     };
     let router = batch.router();
-    let owner = router.owner(channel);
     if batch.inline(owner) {
         let mut shard = router.local().borrow_mut();
         if value.is_empty() {

@@ -7,16 +7,12 @@ use dmq_proto::legacy::Status;
 
 use crate::legacy::batch::Batch;
 use crate::metrics::probes::RequestKind;
-use crate::request::channel_name;
 
 pub fn handle(batch: &mut Batch<'_>, channel: &[u8]) {
-    batch.begin(RequestKind::RemoveChannel);
-    let Some(name) = channel_name(channel) else {
-        batch.status(Status::BadChannelName);
+    let Some((name, owner)) = batch.begin_channel(RequestKind::RemoveChannel, channel) else {
         return;
     };
     let router = batch.router();
-    let owner = router.owner(channel);
     if batch.inline(owner) {
         let durable = router.local().borrow_mut().remove(name);
         match durable {

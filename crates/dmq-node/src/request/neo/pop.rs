@@ -24,12 +24,7 @@ pub fn handle(
     start: Instant,
 ) {
     let Some(name) = channel_name(request.channel) else {
-        tracing::debug!(
-            client = %shared.client,
-            id,
-            channel = %String::from_utf8_lossy(request.channel),
-            "neo Pop refused: invalid channel name"
-        );
+        shared.log_invalid_channel(id, "Pop", request.channel);
         shared.outbox.push(|out| PopReply::Error.encode(out, id));
         batch.done_local(shared, RequestKind::Pop, Outcome::Error);
         return;

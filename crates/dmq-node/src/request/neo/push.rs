@@ -36,12 +36,7 @@ pub fn handle(
         return;
     }
     if let Some(bad) = channels.iter().find(|c| channel_name(c).is_none()) {
-        tracing::debug!(
-            client = %shared.client,
-            id,
-            channel = %String::from_utf8_lossy(bad),
-            "neo Push refused: invalid channel name"
-        );
+        shared.log_invalid_channel(id, "Push", bad);
         reply(batch, PushStatus::Error);
         return;
     }
