@@ -294,7 +294,8 @@ fn take<T>(pending: &mut VecDeque<(u64, T)>, seq: Option<u64>, peer: &str) -> Re
         .ok_or_else(|| Error::protocol(peer, "a reply to no request in flight"))
 }
 
-fn closed(peer: &str) -> Error {
+/// The error of a connection the server closed.
+pub(crate) fn closed(peer: &str) -> Error {
     Error::protocol(peer, "connection closed by the server")
 }
 
