@@ -304,6 +304,16 @@ pub enum StopRule {
     Count(u64),
 }
 
+impl StopRule {
+    /// The record count of a counted run.
+    pub fn count(&self) -> Option<u64> {
+        match *self {
+            StopRule::Count(n) => Some(n),
+            StopRule::Duration { .. } => None,
+        }
+    }
+}
+
 /// A run with every default resolved and every combination checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
