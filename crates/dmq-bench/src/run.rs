@@ -25,7 +25,7 @@ use hdrhistogram::Histogram;
 
 use crate::cli::{Plan, StopRule, Target, Workload};
 use crate::codec::legacy::{LegacyDecoder, LegacyEncoder};
-use crate::codec::neo::{handshake, NeoDecoder, NeoEncoder};
+use crate::codec::neo::{handshake, NeoCredentials, NeoDecoder, NeoEncoder};
 use crate::codec::redis::{RedisDecoder, RedisEncoder};
 use crate::codec::{channel_names, connect, Decoder, Encoder, InBuf, Mix, Route};
 use crate::driver::{closed_loop, open_loop, Conn, LoopOpts, Shared, Tally};
@@ -99,6 +99,13 @@ fn shape(plan: &Plan) -> Shape {
     }
 }
 
+/// The credentials of a neo workload (the plan has them: `cli.rs` checks).
+fn neo_credentials(plan: &Plan) -> Result<&NeoCredentials, Error> {
+    plan.credentials
+        .as_ref()
+        .ok_or_else(|| Error::Usage("neo needs credentials".into()))
+}
+
 /// Connects request/reply connection `i` with the route and mix given.
 fn open_request_reply(
     plan: &Plan,
@@ -115,10 +122,7 @@ fn open_request_reply(
     let mut input = InBuf::new();
     let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match plan.target {
         Target::Dmq if neo => {
-            let credentials = plan
-                .credentials
-                .as_ref()
-                .ok_or_else(|| Error::Usage("neo needs credentials".into()))?;
+            let credentials = neo_credentials(plan)?;
             handshake(
                 &mut stream,
                 &mut input,
@@ -805,12 +809,12 @@ fn spawn_consume<'scope, 'env>(
             };
             scope.spawn(move || {
                 let mut histogram = new_histogram();
-                let result = match (neo, &plan.credentials) {
-                    (true, Some(credentials)) => {
+                let result = if neo {
+                    neo_credentials(plan).and_then(|credentials| {
                         neo_consume(&spec, credentials, shared, started, false, &mut histogram)
-                    }
-                    (true, None) => Err(Error::Usage("neo needs credentials".into())),
-                    (false, _) => legacy_consume(&spec, shared),
+                    })
+                } else {
+                    legacy_consume(&spec, shared)
                 };
                 Outcome::finished(shared, histogram, result)
             })
@@ -843,12 +847,9 @@ fn spawn_fanout<'scope, 'env>(
                 };
                 consumers.push(scope.spawn(move || {
                     let mut histogram = new_histogram();
-                    let result = match &plan.credentials {
-                        Some(credentials) => {
-                            neo_consume(&spec, credentials, shared, started, true, &mut histogram)
-                        }
-                        None => Err(Error::Usage("neo needs credentials".into())),
-                    };
+                    let result = neo_credentials(plan).and_then(|credentials| {
+                        neo_consume(&spec, credentials, shared, started, true, &mut histogram)
+                    });
                     Outcome::finished(shared, histogram, result)
                 }));
             }
