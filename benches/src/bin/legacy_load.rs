@@ -9,15 +9,19 @@
 //! Each connection has its own channel (`load0`, `load1`, ...), so the channels
 //! spread over the node's shards. Prints requests per second.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest value a Pop reply may announce: the legacy protocol's array limit
-/// (`dmq_proto::legacy::MAX_ARRAY_LEN`), checked before the buffer grows.
-const MAX_VALUE_BYTES: u64 = 10 * 1024 * 1024;
+use dmq_proto::legacy::{
+    check, encode_status, parse_array, parse_status, DecodeError, Request, Status,
+};
+
+/// Bytes the echo target buffers per connection; a request that cannot fit
+/// never completes, so the connection is dropped.
+const ECHO_BUFFER_BYTES: usize = 64 * 1024;
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> T {
     args.get(i)
@@ -25,40 +29,47 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> T {
         .unwrap_or_else(|| panic!("argument {i} ({name}) missing or invalid; see the doc comment"))
 }
 
-fn push_request(channel: &[u8], value: &[u8]) -> Vec<u8> {
+/// One request of a connection, as a client sends it: Pop, or Push of `value`.
+fn request(pop: bool, channel: &[u8], value: &[u8]) -> Vec<u8> {
+    let request = if pop {
+        Request::Pop { channel }
+    } else {
+        Request::Push { channel, value }
+    };
     let mut out = Vec::new();
-    out.extend_from_slice(&1i32.to_le_bytes());
-    out.extend_from_slice(&(channel.len() as u64).to_le_bytes());
-    out.extend_from_slice(channel);
-    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
-    out.extend_from_slice(value);
+    request.encode(&mut out);
     out
 }
 
-fn pop_request(channel: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&2i32.to_le_bytes());
-    out.extend_from_slice(&(channel.len() as u64).to_le_bytes());
-    out.extend_from_slice(channel);
-    out
-}
-
-/// Reads one reply: a status, and for Pop the value array.
-fn read_reply(stream: &mut TcpStream, pop: bool, scratch: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut status = [0u8; 4];
-    stream.read_exact(&mut status)?;
-    if pop && i32::from_le_bytes(status) == 200 {
-        let mut len = [0u8; 8];
-        stream.read_exact(&mut len)?;
-        let len = u64::from_le_bytes(len);
-        if len > MAX_VALUE_BYTES {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("a value of {len} bytes is over the {MAX_VALUE_BYTES}-byte limit"),
-            ));
+/// Reads one item off `stream` with `decode`, reading exactly the bytes it says
+/// it needs (so the next reply stays in the socket). `decode` refuses an array
+/// over the protocol's limit before its bytes are read, so `buf` stays bounded.
+fn read_item<T>(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    decode: impl Fn(&[u8]) -> Result<(T, usize), DecodeError>,
+) -> io::Result<T> {
+    buf.clear();
+    loop {
+        match decode(buf) {
+            Ok((item, _)) => return Ok(item),
+            Err(DecodeError::Incomplete { needed }) => {
+                let have = buf.len();
+                buf.resize(needed, 0);
+                stream.read_exact(&mut buf[have..])?;
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         }
-        scratch.resize(len as usize, 0);
-        stream.read_exact(scratch)?;
+    }
+}
+
+/// Reads one reply: a status, and for Pop (status 200) the value array.
+fn read_reply(stream: &mut TcpStream, pop: bool, scratch: &mut Vec<u8>) -> io::Result<()> {
+    let status = read_item(stream, scratch, parse_status)?;
+    if pop && Status::from_code(status) == Some(Status::Ok) {
+        read_item(stream, scratch, |b| {
+            parse_array(b).map(|(value, used)| (value.len(), used))
+        })?;
     }
     Ok(())
 }
@@ -78,11 +89,7 @@ fn client(args: &[String], pop: bool) {
                 let mut stream = TcpStream::connect(&addr).expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
                 let channel = format!("load{i}");
-                let one = if pop {
-                    pop_request(channel.as_bytes())
-                } else {
-                    push_request(channel.as_bytes(), &vec![b'x'; size])
-                };
+                let one = request(pop, channel.as_bytes(), &vec![b'x'; size]);
                 let burst: Vec<u8> = one.repeat(in_flight);
                 let mut scratch = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -112,65 +119,48 @@ fn client(args: &[String], pop: bool) {
     );
 }
 
-/// The physical ceiling: reads Push-shaped requests and answers 200, with no
-/// queue behind it. One thread per connection.
+/// The physical ceiling: reads requests (Push-shaped, from `push`) and answers
+/// each 200, with no queue behind it. One thread per connection.
 fn echo(args: &[String]) {
     let addr: String = arg(args, 2, "ADDR");
     let listener = TcpListener::bind(&addr).expect("bind");
     println!("echo target on {}", listener.local_addr().expect("addr"));
     for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        std::thread::spawn(move || {
-            let _ = stream.set_nodelay(true);
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut have = 0;
-            let mut out = Vec::new();
-            loop {
-                let n = match stream.read(&mut buf[have..]) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                have += n;
-                let mut pos = 0;
-                // code + channel array + value array
-                loop {
-                    let rest = &buf[pos..have];
-                    let Some(clen) = rest
-                        .get(4..12)
-                        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-                    else {
-                        break;
-                    };
-                    // A request that cannot fit the buffer never completes: drop
-                    // the connection (this also keeps the sums below from overflowing).
-                    if clen > buf.len() {
-                        return;
-                    }
-                    let vstart = 12 + clen;
-                    let Some(vlen) = rest
-                        .get(vstart..vstart + 8)
-                        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-                    else {
-                        break;
-                    };
-                    if vlen > buf.len() {
-                        return;
-                    }
-                    let total = vstart + 8 + vlen;
-                    if rest.len() < total {
-                        break;
-                    }
-                    pos += total;
-                    out.extend_from_slice(&200i32.to_le_bytes());
+        let Ok(stream) = stream else { continue };
+        std::thread::spawn(move || echo_connection(stream));
+    }
+}
+
+/// Answers 200 to every whole request that arrives, until the peer closes or
+/// sends what is not a request (or one too big for the buffer).
+fn echo_connection(mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; ECHO_BUFFER_BYTES];
+    let mut have = 0;
+    let mut out = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf[have..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        have += n;
+        let mut pos = 0;
+        loop {
+            match check(&buf[pos..have]) {
+                Ok(used) => {
+                    pos += used;
+                    encode_status(&mut out, Status::Ok);
                 }
-                buf.copy_within(pos..have, 0);
-                have -= pos;
-                if stream.write_all(&out).is_err() {
-                    return;
-                }
-                out.clear();
+                Err(DecodeError::Incomplete { needed }) if needed <= buf.len() => break,
+                Err(_) => return,
             }
-        });
+        }
+        buf.copy_within(pos..have, 0);
+        have -= pos;
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+        out.clear();
     }
 }
 

@@ -304,6 +304,16 @@ pub enum StopRule {
     Count(u64),
 }
 
+impl StopRule {
+    /// The record count of a counted run.
+    pub fn count(&self) -> Option<u64> {
+        match *self {
+            StopRule::Count(n) => Some(n),
+            StopRule::Duration { .. } => None,
+        }
+    }
+}
+
 /// A run with every default resolved and every combination checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -361,159 +371,20 @@ pub fn valid_channel_name(name: &str) -> bool {
 impl RunArgs {
     /// Checks the arguments and resolves the defaults for `workload`.
     /// `env_credentials` is the value of DMQ_CREDENTIALS, if set.
+    ///
+    /// The checks run in a fixed order, so that of several mistakes the same
+    /// one is always reported.
     pub fn plan(&self, workload: Workload, env_credentials: Option<&str>) -> Result<Plan, Error> {
         let target = self.target;
-        let supported = match target {
-            Target::Dmq => true,
-            Target::Redis => matches!(
-                workload,
-                Workload::Push
-                    | Workload::Pop
-                    | Workload::PushPop
-                    | Workload::Produce
-                    | Workload::Consume
-                    | Workload::Ping
-            ),
-            Target::Echo => matches!(
-                workload,
-                Workload::Push
-                    | Workload::Pop
-                    | Workload::PushPop
-                    | Workload::Produce
-                    | Workload::Ping
-            ),
-        };
-        if !supported {
-            return Err(usage(format!(
-                "{} is not a workload for --target {}",
-                workload.name(),
-                target.name()
-            )));
-        }
-        if self.connections == 0 || self.connections > 10_000 {
-            return Err(usage("--connections: 1 to 10000"));
-        }
-        if self.in_flight == 0 || self.in_flight > 100_000 {
-            return Err(usage("--in-flight: 1 to 100000"));
-        }
-        let size = match (self.size, self.size_dist) {
-            (Some(n), _) => n.to_string().parse::<SizeDist>().map_err(usage)?,
-            (None, Some(dist)) => dist,
-            (None, None) => SizeDist::Fixed(100),
-        };
-        if workload == Workload::Fanout && size.min_bytes() < 8 {
-            return Err(usage(
-                "fanout stamps the send time into each record: --size at least 8",
-            ));
-        }
-        let addrs = if self.addrs.is_empty() {
-            vec![match target {
-                Target::Dmq => DEFAULT_DMQ_ADDR,
-                Target::Redis => DEFAULT_REDIS_ADDR,
-                Target::Echo => DEFAULT_ECHO_ADDR,
-            }
-            .to_owned()]
-        } else {
-            self.addrs.clone()
-        };
-        let neo_addrs = if self.neo_addrs.is_empty() {
-            if workload.uses_neo() {
-                addrs
-                    .iter()
-                    .map(|a| port_plus_one(a))
-                    .collect::<Result<_, _>>()?
-            } else {
-                Vec::new()
-            }
-        } else {
-            if self.neo_addrs.len() != addrs.len() {
-                return Err(usage("give one --neo-addr per --addr"));
-            }
-            self.neo_addrs.clone()
-        };
-        let credentials = if workload.uses_neo() {
-            let text = match (&self.credentials, env_credentials) {
-                (Some(path), _) => std::fs::read_to_string(path)
-                    .map_err(|e| usage(format!("--credentials {}: {e}", path.display())))?,
-                (None, Some(line)) => line.to_owned(),
-                (None, None) => {
-                    return Err(usage(format!(
-                        "{} speaks neo: give --credentials FILE or set DMQ_CREDENTIALS=name:hexkey",
-                        workload.name()
-                    )))
-                }
-            };
-            Some(NeoCredentials::parse(&text).map_err(|e| usage(format!("credentials: {e}")))?)
-        } else {
-            None
-        };
-        let nodes = addrs.len();
-        let channels = match self.channels {
-            Some(0) => return Err(usage("--channels: at least 1")),
-            Some(n) => n,
-            None if workload == Workload::Fanout => 1,
-            None if workload.prefills() => (self.connections / nodes).max(1),
-            None => self.connections,
-        };
-        if workload.prefills() && self.connections < channels * nodes {
-            return Err(usage(format!(
-                "{}: every channel on every node needs a consumer: --connections at least \
-                 channels × nodes = {}",
-                workload.name(),
-                channels * nodes
-            )));
-        }
-        let channel_prefix = match &self.channel_prefix {
-            Some(prefix) => prefix.clone(),
-            None => match workload {
-                Workload::Consume => "bench_consume".into(),
-                Workload::NeoConsume => "bench_neo_consume".into(),
-                Workload::Fanout => "bench_fanout".into(),
-                _ => "bench".into(),
-            },
-        };
-        if !valid_channel_name(&channel_prefix) {
-            return Err(usage(format!(
-                "--channel-prefix '{channel_prefix}': channel names are [A-Za-z0-9_-]+"
-            )));
-        }
-        let stop = match (self.count, self.duration) {
-            (Some(0), _) => return Err(usage("--count: at least 1")),
-            (Some(count), _) => StopRule::Count(count),
-            (None, _) if workload.prefills() => {
-                return Err(usage(format!(
-                    "{} prefills --count records and takes them: give --count N",
-                    workload.name()
-                )))
-            }
-            (None, duration) => {
-                let duration_s = duration.unwrap_or(5.0);
-                if duration_s <= 0.0 {
-                    return Err(usage("--duration: more than 0"));
-                }
-                StopRule::Duration {
-                    warmup_s: self.warmup,
-                    duration_s,
-                }
-            }
-        };
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(usage("--rate: a positive number of requests per second"));
-            }
-            let request_reply = match workload {
-                Workload::Produce => target == Target::Redis,
-                Workload::Consume => false,
-                Workload::NeoConsume => false,
-                _ => true,
-            };
-            if !request_reply {
-                return Err(usage(format!(
-                    "--rate applies to request/reply workloads, not to {}",
-                    workload.name()
-                )));
-            }
-        }
+        check_supported(workload, target)?;
+        self.check_parallelism()?;
+        let size = self.size(workload)?;
+        let (addrs, neo_addrs) = self.addrs(workload)?;
+        let credentials = self.credentials(workload, env_credentials)?;
+        let channels = self.channels(workload, addrs.len())?;
+        let channel_prefix = self.channel_prefix(workload)?;
+        let stop = self.stop_rule(workload)?;
+        self.check_rate(workload)?;
         if workload == Workload::Fanout && self.subscribers == 0 {
             return Err(usage("--subscribers: at least 1"));
         }
@@ -545,6 +416,204 @@ impl RunArgs {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             reply_timeout: Duration::from_millis(self.reply_timeout_ms),
         })
+    }
+
+    /// `--connections` and `--in-flight` within their bounds.
+    fn check_parallelism(&self) -> Result<(), Error> {
+        if self.connections == 0 || self.connections > 10_000 {
+            return Err(usage("--connections: 1 to 10000"));
+        }
+        if self.in_flight == 0 || self.in_flight > 100_000 {
+            return Err(usage("--in-flight: 1 to 100000"));
+        }
+        Ok(())
+    }
+
+    /// The record size distribution: `--size`, `--size-dist` or 100 bytes.
+    fn size(&self, workload: Workload) -> Result<SizeDist, Error> {
+        let size = match (self.size, self.size_dist) {
+            (Some(n), _) => n.to_string().parse::<SizeDist>().map_err(usage)?,
+            (None, Some(dist)) => dist,
+            (None, None) => SizeDist::Fixed(100),
+        };
+        if workload == Workload::Fanout && size.min_bytes() < 8 {
+            return Err(usage(
+                "fanout stamps the send time into each record: --size at least 8",
+            ));
+        }
+        Ok(size)
+    }
+
+    /// The legacy addresses (the target's default if none is given) and, for
+    /// neo workloads, one neo address per legacy one.
+    fn addrs(&self, workload: Workload) -> Result<(Vec<String>, Vec<String>), Error> {
+        let addrs = if self.addrs.is_empty() {
+            vec![match self.target {
+                Target::Dmq => DEFAULT_DMQ_ADDR,
+                Target::Redis => DEFAULT_REDIS_ADDR,
+                Target::Echo => DEFAULT_ECHO_ADDR,
+            }
+            .to_owned()]
+        } else {
+            self.addrs.clone()
+        };
+        let neo_addrs = if self.neo_addrs.is_empty() {
+            if workload.uses_neo() {
+                addrs
+                    .iter()
+                    .map(|a| port_plus_one(a))
+                    .collect::<Result<_, _>>()?
+            } else {
+                Vec::new()
+            }
+        } else {
+            if self.neo_addrs.len() != addrs.len() {
+                return Err(usage("give one --neo-addr per --addr"));
+            }
+            self.neo_addrs.clone()
+        };
+        Ok((addrs, neo_addrs))
+    }
+
+    /// Neo credentials from `--credentials` or DMQ_CREDENTIALS, for the
+    /// workloads that speak neo.
+    fn credentials(
+        &self,
+        workload: Workload,
+        env_credentials: Option<&str>,
+    ) -> Result<Option<NeoCredentials>, Error> {
+        if !workload.uses_neo() {
+            return Ok(None);
+        }
+        let text = match (&self.credentials, env_credentials) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--credentials {}: {e}", path.display())))?,
+            (None, Some(line)) => line.to_owned(),
+            (None, None) => {
+                return Err(usage(format!(
+                    "{} speaks neo: give --credentials FILE or set DMQ_CREDENTIALS=name:hexkey",
+                    workload.name()
+                )))
+            }
+        };
+        NeoCredentials::parse(&text)
+            .map(Some)
+            .map_err(|e| usage(format!("credentials: {e}")))
+    }
+
+    /// Channels per node, and for prefilling workloads a check that each one
+    /// gets a consumer.
+    fn channels(&self, workload: Workload, nodes: usize) -> Result<usize, Error> {
+        let channels = match self.channels {
+            Some(0) => return Err(usage("--channels: at least 1")),
+            Some(n) => n,
+            None if workload == Workload::Fanout => 1,
+            None if workload.prefills() => (self.connections / nodes).max(1),
+            None => self.connections,
+        };
+        if workload.prefills() && self.connections < channels * nodes {
+            return Err(usage(format!(
+                "{}: every channel on every node needs a consumer: --connections at least \
+                 channels × nodes = {}",
+                workload.name(),
+                channels * nodes
+            )));
+        }
+        Ok(channels)
+    }
+
+    /// `--channel-prefix` or the workload's own, checked as a channel name.
+    fn channel_prefix(&self, workload: Workload) -> Result<String, Error> {
+        let channel_prefix = match &self.channel_prefix {
+            Some(prefix) => prefix.clone(),
+            None => match workload {
+                Workload::Consume => "bench_consume".into(),
+                Workload::NeoConsume => "bench_neo_consume".into(),
+                Workload::Fanout => "bench_fanout".into(),
+                _ => "bench".into(),
+            },
+        };
+        if !valid_channel_name(&channel_prefix) {
+            return Err(usage(format!(
+                "--channel-prefix '{channel_prefix}': channel names are [A-Za-z0-9_-]+"
+            )));
+        }
+        Ok(channel_prefix)
+    }
+
+    /// How the run ends: `--count`, or a window of `--duration` (5 s) after
+    /// `--warmup`; prefilling workloads need a count.
+    fn stop_rule(&self, workload: Workload) -> Result<StopRule, Error> {
+        match (self.count, self.duration) {
+            (Some(0), _) => Err(usage("--count: at least 1")),
+            (Some(count), _) => Ok(StopRule::Count(count)),
+            (None, _) if workload.prefills() => Err(usage(format!(
+                "{} prefills --count records and takes them: give --count N",
+                workload.name()
+            ))),
+            (None, duration) => {
+                let duration_s = duration.unwrap_or(5.0);
+                if duration_s <= 0.0 {
+                    return Err(usage("--duration: more than 0"));
+                }
+                Ok(StopRule::Duration {
+                    warmup_s: self.warmup,
+                    duration_s,
+                })
+            }
+        }
+    }
+
+    /// `--rate` is positive and given only to request/reply workloads.
+    fn check_rate(&self, workload: Workload) -> Result<(), Error> {
+        let Some(rate) = self.rate else {
+            return Ok(());
+        };
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(usage("--rate: a positive number of requests per second"));
+        }
+        let request_reply = match workload {
+            Workload::Produce => self.target == Target::Redis,
+            Workload::Consume => false,
+            Workload::NeoConsume => false,
+            _ => true,
+        };
+        if !request_reply {
+            return Err(usage(format!(
+                "--rate applies to request/reply workloads, not to {}",
+                workload.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `target` serves `workload`.
+fn check_supported(workload: Workload, target: Target) -> Result<(), Error> {
+    let supported = match target {
+        Target::Dmq => true,
+        Target::Redis => matches!(
+            workload,
+            Workload::Push
+                | Workload::Pop
+                | Workload::PushPop
+                | Workload::Produce
+                | Workload::Consume
+                | Workload::Ping
+        ),
+        Target::Echo => matches!(
+            workload,
+            Workload::Push | Workload::Pop | Workload::PushPop | Workload::Produce | Workload::Ping
+        ),
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "{} is not a workload for --target {}",
+            workload.name(),
+            target.name()
+        )))
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -294,8 +294,20 @@ fn take<T>(pending: &mut VecDeque<(u64, T)>, seq: Option<u64>, peer: &str) -> Re
         .ok_or_else(|| Error::protocol(peer, "a reply to no request in flight"))
 }
 
-fn closed(peer: &str) -> Error {
+/// The error of a connection the server closed.
+pub(crate) fn closed(peer: &str) -> Error {
     Error::protocol(peer, "connection closed by the server")
+}
+
+fn no_reply(peer: &str, reply_timeout: Duration) -> Error {
+    Error::Timeout(format!("{peer}: no reply for {reply_timeout:?}"))
+}
+
+/// Writes all of `bytes` to `peer`.
+pub(crate) fn send(stream: &mut TcpStream, bytes: &[u8], peer: &str) -> Result<(), Error> {
+    stream
+        .write_all(bytes)
+        .map_err(|e| Error::io(format!("write to {peer}"), e))
 }
 
 /// An open request/reply connection with its codec, as the loops below drive it.
@@ -346,14 +358,6 @@ pub fn closed_loop(
     opts: &LoopOpts,
     histogram: &mut Histogram<u64>,
 ) -> Result<(), Error> {
-    let Conn {
-        stream,
-        input,
-        encoder,
-        decoder,
-        peer,
-    } = conn;
-    let peer = peer.as_str();
     let mut out = Vec::with_capacity(opts.in_flight * 128);
     let mut pending: VecDeque<(u64, usize)> = VecDeque::with_capacity(opts.in_flight);
     let mut seq = 0u64;
@@ -364,68 +368,246 @@ pub fn closed_loop(
         }
         out.clear();
         for _ in 0..n {
-            let bytes = encoder.encode(seq, &mut out);
+            let bytes = conn.encoder.encode(seq, &mut out);
             pending.push_back((seq, bytes));
             seq += 1;
         }
         let sent = Instant::now();
-        stream
-            .write_all(&out)
-            .map_err(|e| Error::io(format!("write to {peer}"), e))?;
-        let mut tally = Tally::default();
-        let mut now = sent;
-        let mut last_data = sent;
-        loop {
-            let measuring = shared.measuring();
-            decode_replies(
-                input,
-                decoder.as_mut(),
-                &mut pending,
-                shared,
-                peer,
-                |reply, bytes| {
-                    tally.reply(reply, bytes);
-                    if measuring {
-                        record(histogram, now - sent);
-                    }
-                },
-            )?;
-            if pending.is_empty() {
-                break;
-            }
-            match input.read_from(stream) {
-                Ok(0) => return Err(closed(peer)),
-                Ok(_) => {
-                    now = Instant::now();
-                    last_data = now;
-                }
-                Err(e) if is_timeout(&e) => {
-                    if shared.stopped() {
-                        shared.add(&tally);
-                        return Ok(());
-                    }
-                    if last_data.elapsed() > opts.reply_timeout {
-                        return Err(Error::Timeout(format!(
-                            "{peer}: no reply for {:?}",
-                            opts.reply_timeout
-                        )));
-                    }
-                }
-                Err(e) => return Err(Error::io(format!("read from {peer}"), e)),
-            }
-        }
+        send(&mut conn.stream, &out, &conn.peer)?;
+        let (tally, answered) = read_burst(conn, shared, opts, &mut pending, sent, histogram)?;
         shared.add(&tally);
-        if opts.stop_when_drained && tally.records == 0 {
+        if !answered || (opts.stop_when_drained && tally.records == 0) {
             break;
         }
     }
     Ok(())
 }
 
+/// Reads the replies to a closed-loop burst written at `sent`, each with its
+/// latency from `sent` to the `read` that brought it, and returns their tally
+/// and whether every reply came (`false`: the run stopped first).
+fn read_burst(
+    conn: &mut Conn,
+    shared: &Shared,
+    opts: &LoopOpts,
+    pending: &mut VecDeque<(u64, usize)>,
+    sent: Instant,
+    histogram: &mut Histogram<u64>,
+) -> Result<(Tally, bool), Error> {
+    let peer = conn.peer.as_str();
+    let mut tally = Tally::default();
+    let mut now = sent;
+    let mut last_data = sent;
+    loop {
+        let measuring = shared.measuring();
+        decode_replies(
+            &mut conn.input,
+            conn.decoder.as_mut(),
+            pending,
+            shared,
+            peer,
+            |reply, bytes| {
+                tally.reply(reply, bytes);
+                if measuring {
+                    record(histogram, now - sent);
+                }
+            },
+        )?;
+        if pending.is_empty() {
+            return Ok((tally, true));
+        }
+        match conn.input.read_from(&mut conn.stream) {
+            Ok(0) => return Err(closed(peer)),
+            Ok(_) => {
+                now = Instant::now();
+                last_data = now;
+            }
+            Err(e) if is_timeout(&e) => {
+                if shared.stopped() {
+                    return Ok((tally, false));
+                }
+                if last_data.elapsed() > opts.reply_timeout {
+                    return Err(no_reply(peer, opts.reply_timeout));
+                }
+            }
+            Err(e) => return Err(Error::io(format!("read from {peer}"), e)),
+        }
+    }
+}
+
 /// A request in flight in open loop.
 struct Pending {
     intended: Instant,
     bytes: usize,
+}
+
+/// What the writer and the reader of one open loop share: the schedule, the
+/// requests in flight (at most `in_flight`) and whether writing has ended.
+struct OpenLoop<'a> {
+    shared: &'a Shared,
+    opts: &'a LoopOpts,
+    peer: &'a str,
+    /// When the first request is due.
+    start: Instant,
+    rate_per_s: f64,
+    pending: Mutex<VecDeque<(u64, Pending)>>,
+    /// Signalled when replies free room in `pending`, or when writing ends.
+    room: Condvar,
+    /// No more requests will be written: the writer ended, or the reader did
+    /// (then the writer must not wait for room that will not come).
+    writer_done: AtomicBool,
+}
+
+impl OpenLoop<'_> {
+    /// When request `seq` is due: `start + seq / rate`.
+    fn intended(&self, seq: u64) -> Instant {
+        self.start + Duration::from_secs_f64(seq as f64 / self.rate_per_s)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<(u64, Pending)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn writer_done(&self) -> bool {
+        self.writer_done.load(Ordering::Relaxed)
+    }
+
+    /// Ends writing and wakes a writer waiting for room.
+    fn end_writing(&self) {
+        self.writer_done.store(true, Ordering::Relaxed);
+        self.room.notify_all();
+    }
+
+    /// Writing has ended and every request written is answered.
+    fn all_answered(&self) -> bool {
+        self.writer_done() && self.lock().is_empty()
+    }
+
+    /// The reader: takes replies until every request is answered, the run
+    /// stops, or the oldest request waits longer than the reply timeout.
+    fn read(
+        &self,
+        stream: &mut TcpStream,
+        input: &mut InBuf,
+        decoder: &mut dyn Decoder,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), Error> {
+        loop {
+            match input.read_from(stream) {
+                Ok(0) if self.all_answered() => return Ok(()),
+                Ok(0) => return Err(closed(self.peer)),
+                Ok(_) => self.take_replies(input, decoder, histogram)?,
+                Err(e) if is_timeout(&e) => {
+                    if self.shared.stopped() {
+                        return Ok(());
+                    }
+                    let pending = self.lock();
+                    if self.writer_done() && pending.is_empty() {
+                        return Ok(());
+                    }
+                    if pending
+                        .front()
+                        .is_some_and(|(_, p)| p.intended.elapsed() > self.opts.reply_timeout)
+                    {
+                        return Err(no_reply(self.peer, self.opts.reply_timeout));
+                    }
+                }
+                Err(e) => return Err(Error::io(format!("read from {}", self.peer), e)),
+            }
+            if self.all_answered() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Decodes the replies one read brought, each with its latency from its
+    /// request's intended time, and frees their room.
+    fn take_replies(
+        &self,
+        input: &mut InBuf,
+        decoder: &mut dyn Decoder,
+        histogram: &mut Histogram<u64>,
+    ) -> Result<(), Error> {
+        let now = Instant::now();
+        let measuring = self.shared.measuring();
+        let mut tally = Tally::default();
+        let mut pending = self.lock();
+        decode_replies(
+            input,
+            decoder,
+            &mut pending,
+            self.shared,
+            self.peer,
+            |reply, request: Pending| {
+                tally.reply(reply, request.bytes);
+                if measuring {
+                    record(histogram, now.saturating_duration_since(request.intended));
+                }
+            },
+        )?;
+        drop(pending);
+        self.room.notify_all();
+        self.shared.add(&tally);
+        Ok(())
+    }
+
+    /// The writer: sends every request whose time has come, as room allows,
+    /// until the run stops or the budget is spent.
+    fn write(&self, stream: &mut TcpStream, encoder: &dyn Encoder) -> Result<(), Error> {
+        let mut out = Vec::new();
+        let mut next = 0u64;
+        loop {
+            if self.shared.stopped() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let due_at = self.intended(next);
+            if due_at > now {
+                std::thread::sleep((due_at - now).min(READ_POLL));
+                continue;
+            }
+            // Every request whose intended time has come, within the window.
+            let due = ((now - self.start).as_secs_f64() * self.rate_per_s) as u64 + 1;
+            let Some(mut pending) = self.wait_for_room() else {
+                return Ok(());
+            };
+            let free = (self.opts.in_flight - pending.len()) as u64;
+            let n = self.shared.claim(
+                due.saturating_sub(next)
+                    .clamp(1, MAX_OPEN_LOOP_BATCH)
+                    .min(free),
+            );
+            if n == 0 {
+                return Ok(());
+            }
+            out.clear();
+            for seq in next..next + n {
+                let bytes = encoder.encode(seq, &mut out);
+                let intended = self.intended(seq);
+                pending.push_back((seq, Pending { intended, bytes }));
+            }
+            drop(pending);
+            next += n;
+            send(stream, &out, self.peer)?;
+        }
+    }
+
+    /// The requests in flight once there is room for one more; `None` when the
+    /// run stops or writing ends first.
+    fn wait_for_room(&self) -> Option<MutexGuard<'_, VecDeque<(u64, Pending)>>> {
+        let mut pending = self.lock();
+        while pending.len() >= self.opts.in_flight {
+            if self.shared.stopped() || self.writer_done() {
+                return None;
+            }
+            pending = self
+                .room
+                .wait_timeout(pending, READ_POLL)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some(pending)
+    }
 }
 
 /// An open loop on one connection at `rate_per_s` requests per second, the first
@@ -444,149 +626,39 @@ pub fn open_loop(
         decoder,
         peer,
     } = conn;
-    let peer = peer.as_str();
     let mut reader_stream = match stream.try_clone() {
         Ok(s) => s,
         Err(e) => return (new_histogram(), Err(Error::io("clone socket", e))),
     };
-    let window: Mutex<VecDeque<(u64, Pending)>> = Mutex::new(VecDeque::new());
-    let room = Condvar::new();
-    let writer_done = AtomicBool::new(false);
-    let intended = |seq: u64| start + Duration::from_secs_f64(seq as f64 / rate_per_s);
-    let lock = || window.lock().unwrap_or_else(PoisonError::into_inner);
-
+    let open = OpenLoop {
+        shared,
+        opts,
+        peer,
+        start,
+        rate_per_s,
+        pending: Mutex::new(VecDeque::new()),
+        room: Condvar::new(),
+        writer_done: AtomicBool::new(false),
+    };
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut histogram = new_histogram();
-            let result = (|| -> Result<(), Error> {
-                loop {
-                    match input.read_from(&mut reader_stream) {
-                        Ok(0) => {
-                            if writer_done.load(Ordering::Relaxed) && lock().is_empty() {
-                                return Ok(());
-                            }
-                            return Err(closed(peer));
-                        }
-                        Ok(_) => {
-                            let now = Instant::now();
-                            let measuring = shared.measuring();
-                            let mut tally = Tally::default();
-                            let mut pending = lock();
-                            decode_replies(
-                                input,
-                                decoder.as_mut(),
-                                &mut pending,
-                                shared,
-                                peer,
-                                |reply, request: Pending| {
-                                    tally.reply(reply, request.bytes);
-                                    if measuring {
-                                        record(
-                                            &mut histogram,
-                                            now.saturating_duration_since(request.intended),
-                                        );
-                                    }
-                                },
-                            )?;
-                            drop(pending);
-                            room.notify_all();
-                            shared.add(&tally);
-                        }
-                        Err(e) if is_timeout(&e) => {
-                            if shared.stopped() {
-                                return Ok(());
-                            }
-                            let pending = lock();
-                            if writer_done.load(Ordering::Relaxed) && pending.is_empty() {
-                                return Ok(());
-                            }
-                            if pending
-                                .front()
-                                .is_some_and(|(_, p)| p.intended.elapsed() > opts.reply_timeout)
-                            {
-                                return Err(Error::Timeout(format!(
-                                    "{peer}: no reply for {:?}",
-                                    opts.reply_timeout
-                                )));
-                            }
-                        }
-                        Err(e) => return Err(Error::io(format!("read from {peer}"), e)),
-                    }
-                    if writer_done.load(Ordering::Relaxed) && lock().is_empty() {
-                        return Ok(());
-                    }
-                }
-            })();
-            // The writer may wait for room that will not come now.
-            writer_done.store(true, Ordering::Relaxed);
-            room.notify_all();
+            let result = open.read(&mut reader_stream, input, decoder.as_mut(), &mut histogram);
+            open.end_writing();
             (histogram, result)
         });
-
-        let written = (|| -> Result<(), Error> {
-            let mut out = Vec::new();
-            let mut next = 0u64;
-            loop {
-                if shared.stopped() {
-                    return Ok(());
-                }
-                let now = Instant::now();
-                let due_at = intended(next);
-                if due_at > now {
-                    std::thread::sleep((due_at - now).min(READ_POLL));
-                    continue;
-                }
-                // Every request whose intended time has come, within the window.
-                let due = ((now - start).as_secs_f64() * rate_per_s) as u64 + 1;
-                let mut pending = lock();
-                while pending.len() >= opts.in_flight {
-                    if shared.stopped() || writer_done.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    pending = room
-                        .wait_timeout(pending, READ_POLL)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-                let free = (opts.in_flight - pending.len()) as u64;
-                let n = shared.claim(
-                    due.saturating_sub(next)
-                        .clamp(1, MAX_OPEN_LOOP_BATCH)
-                        .min(free),
-                );
-                if n == 0 {
-                    return Ok(());
-                }
-                out.clear();
-                for seq in next..next + n {
-                    let bytes = encoder.encode(seq, &mut out);
-                    pending.push_back((
-                        seq,
-                        Pending {
-                            intended: intended(seq),
-                            bytes,
-                        },
-                    ));
-                }
-                drop(pending);
-                next += n;
-                stream
-                    .write_all(&out)
-                    .map_err(|e| Error::io(format!("write to {peer}"), e))?;
-            }
-        })();
-        writer_done.store(true, Ordering::Relaxed);
+        let written = open.write(stream, encoder.as_ref());
+        open.end_writing();
         if written.is_err() {
             // Wake the reader out of its read.
             let _ = stream.shutdown(Shutdown::Both);
         }
-        let (histogram, read) = match reader.join() {
-            Ok(done) => done,
-            Err(_) => (
+        let (histogram, read) = reader.join().unwrap_or_else(|_| {
+            (
                 new_histogram(),
-                Err(Error::protocol(peer, "reader thread panicked")),
-            ),
-        };
+                Err(Error::protocol(open.peer, "reader thread panicked")),
+            )
+        });
         (histogram, written.and(read))
     })
 }

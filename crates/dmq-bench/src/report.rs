@@ -90,36 +90,37 @@ pub struct Report {
 impl Report {
     /// Writes the report as pretty JSON.
     pub fn write_json(&self, path: &Path) -> Result<(), Error> {
-        let report_error = |detail: String| Error::Report {
-            path: path.display().to_string(),
-            detail,
-        };
-        let text = serde_json::to_string_pretty(self).map_err(|e| report_error(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| report_error(e.to_string()))
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| report_error(path, e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| report_error(path, e.to_string()))
     }
 
     /// Reads a report written by [`Report::write_json`].
     pub fn read_json(path: &Path) -> Result<Report, Error> {
-        let report_error = |detail: String| Error::Report {
-            path: path.display().to_string(),
-            detail,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| report_error(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| report_error(e.to_string()))
+        let text = std::fs::read_to_string(path).map_err(|e| report_error(path, e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| report_error(path, e.to_string()))
     }
 
-    /// The one-screen summary printed on stdout.
+    /// The one-screen summary printed on stdout: one line per section, the
+    /// optional ones only when they have something to say.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let loop_text = match self.rate_per_s {
-            Some(rate) => format!("open loop at {} records/s", group(rate)),
-            None => "closed loop".to_owned(),
-        };
-        let size = if self.size.contains(':') {
-            self.size.clone()
-        } else {
-            format!("{} B", self.size)
-        };
+        self.write_title(&mut s);
+        self.write_setup(&mut s);
+        self.write_window(&mut s);
+        self.write_throughput(&mut s);
+        self.write_not_moved(&mut s);
+        self.write_extra(&mut s);
+        self.write_latency(&mut s);
+        self.write_server(&mut s);
+        for failure in &self.failures {
+            let _ = writeln!(s, "  FAILED       {failure}");
+        }
+        s
+    }
+
+    /// Workload, target, addresses and label.
+    fn write_title(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "dmq-bench {} → {} {}{}",
@@ -131,6 +132,19 @@ impl Report {
                 .map(|l| format!("  [{l}]"))
                 .unwrap_or_default()
         );
+    }
+
+    /// Connections, record size, channels and the kind of loop.
+    fn write_setup(&self, s: &mut String) {
+        let loop_text = match self.rate_per_s {
+            Some(rate) => format!("open loop at {} records/s", group(rate)),
+            None => "closed loop".to_owned(),
+        };
+        let size = if self.size.contains(':') {
+            self.size.clone()
+        } else {
+            format!("{} B", self.size)
+        };
         let _ = writeln!(
             s,
             "  setup        {} connection(s) × {} in flight, {size}, {} channel(s){}, {loop_text}{}",
@@ -146,6 +160,10 @@ impl Report {
                 String::new()
             }
         );
+    }
+
+    /// What the measurement window was: a count, or a duration after a warm-up.
+    fn write_window(&self, s: &mut String) {
         let window = match (self.count, self.duration_s) {
             (Some(count), _) => {
                 format!("{} records in {:.3} s", group(count as f64), self.elapsed_s)
@@ -156,6 +174,9 @@ impl Report {
             ),
         };
         let _ = writeln!(s, "  measured     {window}");
+    }
+
+    fn write_throughput(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "  throughput   {} records/s   {:.2} MB/s   ({} records, {} requests/s)",
@@ -164,6 +185,10 @@ impl Report {
             group(self.records as f64),
             group(self.requests_per_s)
         );
+    }
+
+    /// Empty pops and refusals, if there were any.
+    fn write_not_moved(&self, s: &mut String) {
         if self.empty_count > 0 || self.error_count > 0 {
             let _ = writeln!(
                 s,
@@ -176,6 +201,10 @@ impl Report {
                     .unwrap_or_default()
             );
         }
+    }
+
+    /// The workload-specific figures, one line each (seconds to the ms).
+    fn write_extra(&self, s: &mut String) {
         for (key, value) in &self.extra {
             let text = if key.ends_with("_s") {
                 format!("{value:.3}")
@@ -184,6 +213,9 @@ impl Report {
             };
             let _ = writeln!(s, "  {key:<12} {text}");
         }
+    }
+
+    fn write_latency(&self, s: &mut String) {
         match &self.latency {
             Some(l) => {
                 let _ = writeln!(
@@ -202,28 +234,36 @@ impl Report {
                 let _ = writeln!(s, "  latency      not measured by this workload");
             }
         }
-        if let Some(server) = &self.server {
-            let per_record = server
-                .cpu_us_per_record
-                .map(|v| format!("{v:.2} µs/record, "))
-                .unwrap_or_default();
-            let idle = server
-                .rss_idle_bytes
-                .map(|b| format!(", {} with idle connections", mib(b)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "  server       cpu {per_record}{:.2} s   rss {} at start{idle}, {} at end (peak {})",
-                server.cpu_s,
-                mib(server.rss_start_bytes),
-                mib(server.rss_end_bytes),
-                mib(server.rss_peak_bytes)
-            );
-        }
-        for failure in &self.failures {
-            let _ = writeln!(s, "  FAILED       {failure}");
-        }
-        s
+    }
+
+    /// Server CPU and memory, with `--server-pid`.
+    fn write_server(&self, s: &mut String) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let per_record = server
+            .cpu_us_per_record
+            .map(|v| format!("{v:.2} µs/record, "))
+            .unwrap_or_default();
+        let idle = server
+            .rss_idle_bytes
+            .map(|b| format!(", {} with idle connections", mib(b)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  server       cpu {per_record}{:.2} s   rss {} at start{idle}, {} at end (peak {})",
+            server.cpu_s,
+            mib(server.rss_start_bytes),
+            mib(server.rss_end_bytes),
+            mib(server.rss_peak_bytes)
+        );
+    }
+}
+
+fn report_error(path: &Path, detail: String) -> Error {
+    Error::Report {
+        path: path.display().to_string(),
+        detail,
     }
 }
 

@@ -73,37 +73,6 @@ impl FromStr for SizeDist {
     }
 }
 
-/// A small xorshift generator: deterministic per seed, no dependency.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator; a zero seed is replaced (xorshift would stay at 0).
-    pub fn new(seed: u64) -> XorShift {
-        XorShift(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    /// The next pseudo-random number.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `min..=max`.
-    pub fn in_range(&mut self, min: usize, max: usize) -> usize {
-        let span = (max - min) as u64 + 1;
-        min + (self.next_u64() % span) as usize
-    }
-}
-
 /// The values one connection sends, cycled through by request number.
 #[derive(Debug, Clone)]
 pub struct ValuePool {
@@ -118,9 +87,9 @@ impl ValuePool {
         let values = match dist {
             SizeDist::Fixed(n) => vec![value(n)],
             SizeDist::Uniform { min, max } => {
-                let mut rng = XorShift::new(seed);
+                let mut rng = fastrand::Rng::with_seed(seed);
                 (0..UNIFORM_POOL_LEN)
-                    .map(|_| value(rng.in_range(min, max)))
+                    .map(|_| value(rng.usize(min..=max)))
                     .collect()
             }
         };
@@ -182,6 +151,15 @@ mod tests {
         assert!((mean - 550.0).abs() < 40.0, "mean {mean}");
         // Cycled by request number.
         assert_eq!(pool.get(3).len(), pool.get(3 + pool_len as u64).len());
+        // The same seed draws the same sizes.
+        let again = ValuePool::new(
+            SizeDist::Uniform {
+                min: 100,
+                max: 1000,
+            },
+            7,
+        );
+        assert!((0..pool_len as u64).all(|i| again.get(i).len() == sizes[i as usize]));
         let fixed = ValuePool::new(SizeDist::Fixed(100), 1);
         assert_eq!((fixed.values.len(), fixed.get(12345).len()), (1, 100));
     }

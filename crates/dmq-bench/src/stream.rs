@@ -14,20 +14,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dmq_proto::legacy::{
-    encode_array, encode_stream_end, parse_status, parse_stream_item, DecodeError, Request,
+    encode_array, encode_stream_end, parse_status, parse_stream_item, DecodeError, Request, Status,
     StreamItem,
 };
 use dmq_proto::neo::{
-    parse_message, split_request_body, ConsumeClientMessage, ConsumeNodeMessage, ConsumeRequest,
-    ConsumeStatus, FrameError, MessageType, SupportedStatus,
+    parse_message, split_request_body, ArrayList, ConsumeClientMessage, ConsumeNodeMessage,
+    ConsumeRequest, ConsumeStatus, FrameError, MessageType, SupportedStatus,
 };
 use hdrhistogram::Histogram;
 
-use crate::codec::legacy::{STATUS_NOT_SUPPORTED, STATUS_OK};
 use crate::codec::neo::{fill, handshake, NeoCredentials};
 use crate::codec::redis::{encode_command, parse as parse_resp, Resp};
 use crate::codec::{connect, is_timeout, read_stamp, stamp, InBuf};
-use crate::driver::{Shared, Tally};
+use crate::driver::{closed, send, Shared, Tally};
 use crate::latency::record;
 use crate::size::ValuePool;
 use crate::Error;
@@ -40,12 +39,6 @@ const REDIS_PREFILL_VALUES: usize = 100;
 
 /// Redis `LPUSH` commands written before their replies are read, when prefilling.
 const REDIS_PREFILL_PIPELINE: usize = 100;
-
-fn write(stream: &mut TcpStream, bytes: &[u8], peer: &str) -> Result<(), Error> {
-    stream
-        .write_all(bytes)
-        .map_err(|e| Error::io(format!("write to {peer}"), e))
-}
 
 /// A Produce write that failed: the node closes a stream whose records a full
 /// ring refused, so say so.
@@ -91,12 +84,35 @@ fn read_ok(
     what: impl std::fmt::Display,
 ) -> Result<(), Error> {
     match read_status(stream, input, deadline, peer)? {
-        STATUS_OK => Ok(()),
+        status if Status::from_code(status) == Some(Status::Ok) => Ok(()),
         status => Err(Error::protocol(
             peer,
             format!("{what} answered status {status}"),
         )),
     }
+}
+
+/// Reads one 200 per channel, each within `timeout`, for requests `request`
+/// sent to each of `channels` in order (the error names the request and channel).
+fn read_ok_each(
+    stream: &mut TcpStream,
+    input: &mut InBuf,
+    peer: &str,
+    request: &str,
+    channels: &[String],
+    timeout: Duration,
+) -> Result<(), Error> {
+    for channel in channels {
+        let deadline = Instant::now() + timeout;
+        read_ok(
+            stream,
+            input,
+            deadline,
+            peer,
+            format_args!("{request} {channel}"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Where one Produce connection writes.
@@ -154,13 +170,13 @@ pub fn produce(spec: &ProduceSpec, pool: &ValuePool, shared: &Shared) -> Result<
                         other => break other?,
                     }
                 };
-                match status {
-                    STATUS_OK => {}
-                    STATUS_NOT_SUPPORTED => return Ok(()),
-                    other => {
+                match Status::from_code(status) {
+                    Some(Status::Ok) => {}
+                    Some(Status::NotSupported) => return Ok(()),
+                    _ => {
                         return Err(Error::protocol(
                             peer,
-                            format!("Produce answered status {other}"),
+                            format!("Produce answered status {status}"),
                         ))
                     }
                 }
@@ -253,7 +269,7 @@ pub fn legacy_consume(spec: &ConsumeSpec, shared: &Shared) -> Result<(), Error> 
         channel: spec.channel.as_bytes(),
     }
     .encode(&mut out);
-    write(&mut stream, &out, peer)?;
+    send(&mut stream, &out, peer)?;
     read_ok(
         &mut stream,
         &mut input,
@@ -294,20 +310,21 @@ pub fn legacy_consume(spec: &ConsumeSpec, shared: &Shared) -> Result<(), Error> 
         if let Some(needed) = needed {
             input.reserve(needed)?;
         }
-        match input.read_from(&mut stream) {
-            Ok(0) => return Err(Error::protocol(peer, "connection closed by the server")),
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {
-                if let Some(idle) = spec.idle_timeout {
-                    if last_record.elapsed() > idle {
-                        return Err(Error::Timeout(format!("{peer}: no record for {idle:?}")));
-                    }
-                }
-            }
-            Err(e) => return Err(Error::io(format!("read from {peer}"), e)),
-        }
+        read_more(
+            &mut stream,
+            &mut input,
+            peer,
+            spec.idle_timeout,
+            last_record,
+        )?;
     }
 }
+
+/// The request id of a neo consumer's one Consume.
+const CONSUME_ID: u64 = 1;
+
+/// How long a neo consumer waits for Stopped after its Stop.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// A neo Consume (v4) with Continue after every batch, until the run stops
 /// (then Stop, and Stopped is awaited briefly) or the channel is removed. With
@@ -332,115 +349,200 @@ pub fn neo_consume(
         spec.connect_timeout.max(Duration::from_secs(10)),
     )?;
     shared.wait_for_start();
-    const ID: u64 = 1;
-    let mut out = Vec::new();
+    let mut consumer = NeoConsumer {
+        peer,
+        stream,
+        input,
+        out: Vec::new(),
+        is_started: false,
+        stop_deadline: None,
+        records: RecordCounter {
+            shared,
+            stamped,
+            histogram,
+        },
+    };
     ConsumeRequest {
         channel: spec.channel.as_bytes(),
         subscriber: spec.subscriber.as_bytes(),
     }
-    .encode(&mut out, ID);
-    write(&mut stream, &out, peer)?;
+    .encode(&mut consumer.out, CONSUME_ID);
+    send(&mut consumer.stream, &consumer.out, peer)?;
 
-    let protocol = |detail: String| Error::protocol(peer, detail);
-    let mut is_started = false;
-    let mut stop_deadline: Option<Instant> = None;
     let mut last_record = Instant::now();
     loop {
         let mut tally = Tally::default();
-        let needed = loop {
-            let (message, used) = match parse_message(input.data()) {
-                Ok(ok) => ok,
-                Err(FrameError::Incomplete { needed }) => break needed,
-                Err(e) => return Err(protocol(e.to_string())),
-            };
-            if message.kind != MessageType::Request {
-                return Err(protocol(format!("{:?} message", message.kind)));
-            }
-            let (id, payload) =
-                split_request_body(message.body).map_err(|e| protocol(e.to_string()))?;
-            if id != ID {
-                return Err(protocol(format!("message for unknown request {id}")));
-            }
-            if !is_started {
-                if let [byte] = payload {
-                    match SupportedStatus::from_byte(*byte) {
-                        Some(SupportedStatus::RequestSupported) => {
-                            input.consume(used);
-                            continue;
-                        }
-                        Some(other) => return Err(protocol(format!("Consume: {other:?}"))),
-                        None => {}
-                    }
-                }
-                match ConsumeStatus::parse(payload).map_err(|e| protocol(e.to_string()))? {
-                    ConsumeStatus::Started => {
-                        is_started = true;
-                        started.fetch_add(1, Ordering::Relaxed);
-                    }
-                    ConsumeStatus::Error => return Err(protocol("Consume answered Error".into())),
-                }
-                input.consume(used);
-                continue;
-            }
-            match ConsumeNodeMessage::parse(payload).map_err(|e| protocol(e.to_string()))? {
-                ConsumeNodeMessage::Records(records) => {
-                    let now_ns = stamp(shared.epoch);
-                    let measuring = stamped && shared.measuring();
-                    let mut bytes = 0;
-                    for record_bytes in records.iter() {
-                        bytes += record_bytes.len() as u64;
-                        if measuring {
-                            if let Some(sent_ns) = read_stamp(record_bytes) {
-                                record(
-                                    histogram,
-                                    Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
-                                );
-                            }
-                        }
-                    }
-                    tally.streamed(records.len() as u64, bytes);
-                    input.consume(used);
-                    if stop_deadline.is_none() {
-                        out.clear();
-                        ConsumeClientMessage::Continue.encode(&mut out, ID);
-                        write(&mut stream, &out, peer)?;
-                    }
-                }
-                ConsumeNodeMessage::Stopped | ConsumeNodeMessage::ChannelRemoved => {
-                    shared.add(&tally);
-                    return Ok(());
-                }
-            }
+        let Some(needed) = consumer.take_messages(&mut tally, started)? else {
+            shared.add(&tally);
+            return Ok(());
         };
         if tally.records > 0 {
             last_record = Instant::now();
             shared.add(&tally);
         }
-        if shared.stopped() && stop_deadline.is_none() {
-            if !is_started {
+        if shared.stopped() && consumer.stop_deadline.is_none() {
+            if !consumer.is_started {
                 return Ok(());
             }
-            out.clear();
-            ConsumeClientMessage::Stop.encode(&mut out, ID);
-            write(&mut stream, &out, peer)?;
-            stop_deadline = Some(Instant::now() + Duration::from_secs(2));
+            consumer.send(ConsumeClientMessage::Stop)?;
+            consumer.stop_deadline = Some(Instant::now() + STOP_WAIT);
         }
-        if stop_deadline.is_some_and(|deadline| Instant::now() > deadline) {
+        if consumer
+            .stop_deadline
+            .is_some_and(|deadline| Instant::now() > deadline)
+        {
             return Ok(());
         }
-        input.reserve(needed)?;
-        match input.read_from(&mut stream) {
-            Ok(0) => return Err(protocol("connection closed by the server".into())),
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {
-                if let Some(idle) = spec.idle_timeout {
-                    if stop_deadline.is_none() && last_record.elapsed() > idle {
-                        return Err(Error::Timeout(format!("{peer}: no record for {idle:?}")));
+        consumer.input.reserve(needed)?;
+        // Once Stop is sent, only the stop deadline ends the wait.
+        let idle = spec
+            .idle_timeout
+            .filter(|_| consumer.stop_deadline.is_none());
+        read_more(
+            &mut consumer.stream,
+            &mut consumer.input,
+            peer,
+            idle,
+            last_record,
+        )?;
+    }
+}
+
+/// One neo Consume connection after its request was sent.
+struct NeoConsumer<'a> {
+    peer: &'a str,
+    stream: TcpStream,
+    input: InBuf,
+    out: Vec<u8>,
+    /// The node answered Started: records come from now on.
+    is_started: bool,
+    /// Set when Stop is sent: until when Stopped is awaited.
+    stop_deadline: Option<Instant>,
+    records: RecordCounter<'a>,
+}
+
+impl NeoConsumer<'_> {
+    fn protocol(&self, detail: impl std::fmt::Display) -> Error {
+        Error::protocol(self.peer, detail)
+    }
+
+    fn send(&mut self, message: ConsumeClientMessage) -> Result<(), Error> {
+        self.out.clear();
+        message.encode(&mut self.out, CONSUME_ID);
+        send(&mut self.stream, &self.out, self.peer)
+    }
+
+    /// Takes every whole message off the input: the answers to the request
+    /// (`started` counts the consumers the node has started), then record
+    /// batches, counted into `tally` and each answered with Continue until Stop
+    /// is sent. Returns the input length the next message needs, or `None` when
+    /// the stream has ended (Stopped, or the channel was removed).
+    fn take_messages(
+        &mut self,
+        tally: &mut Tally,
+        started: &AtomicUsize,
+    ) -> Result<Option<usize>, Error> {
+        loop {
+            let (message, used) = match parse_message(self.input.data()) {
+                Ok(ok) => ok,
+                Err(FrameError::Incomplete { needed }) => return Ok(Some(needed)),
+                Err(e) => return Err(self.protocol(e)),
+            };
+            if message.kind != MessageType::Request {
+                return Err(self.protocol(format!("{:?} message", message.kind)));
+            }
+            let (id, payload) = split_request_body(message.body).map_err(|e| self.protocol(e))?;
+            if id != CONSUME_ID {
+                return Err(self.protocol(format!("message for unknown request {id}")));
+            }
+            if !self.is_started {
+                if request_started(payload).map_err(|e| self.protocol(e))? {
+                    self.is_started = true;
+                    started.fetch_add(1, Ordering::Relaxed);
+                }
+                self.input.consume(used);
+                continue;
+            }
+            match ConsumeNodeMessage::parse(payload).map_err(|e| self.protocol(e))? {
+                ConsumeNodeMessage::Records(records) => {
+                    self.records.count(&records, tally);
+                    self.input.consume(used);
+                    if self.stop_deadline.is_none() {
+                        self.send(ConsumeClientMessage::Continue)?;
                     }
                 }
+                ConsumeNodeMessage::Stopped | ConsumeNodeMessage::ChannelRemoved => {
+                    return Ok(None);
+                }
             }
-            Err(e) => return Err(Error::io(format!("read from {peer}"), e)),
         }
+    }
+}
+
+/// Reads the node's answer to a neo Consume request before its first records:
+/// `Ok(false)` for RequestSupported (Started follows), `Ok(true)` for Started;
+/// anything else is the refusal's text.
+fn request_started(payload: &[u8]) -> Result<bool, String> {
+    if let [byte] = payload {
+        match SupportedStatus::from_byte(*byte) {
+            Some(SupportedStatus::RequestSupported) => return Ok(false),
+            Some(other) => return Err(format!("Consume: {other:?}")),
+            None => {}
+        }
+    }
+    match ConsumeStatus::parse(payload).map_err(|e| e.to_string())? {
+        ConsumeStatus::Started => Ok(true),
+        ConsumeStatus::Error => Err("Consume answered Error".into()),
+    }
+}
+
+/// Counts a neo consumer's records and, when they are stamped, their
+/// end-to-end latency while the run measures.
+struct RecordCounter<'a> {
+    shared: &'a Shared,
+    stamped: bool,
+    histogram: &'a mut Histogram<u64>,
+}
+
+impl RecordCounter<'_> {
+    fn count(&mut self, records: &ArrayList<'_>, tally: &mut Tally) {
+        let now_ns = stamp(self.shared.epoch);
+        let measuring = self.stamped && self.shared.measuring();
+        let mut bytes = 0;
+        for record_bytes in records.iter() {
+            bytes += record_bytes.len() as u64;
+            if measuring {
+                if let Some(sent_ns) = read_stamp(record_bytes) {
+                    record(
+                        self.histogram,
+                        Duration::from_nanos(now_ns.saturating_sub(sent_ns)),
+                    );
+                }
+            }
+        }
+        tally.streamed(records.len() as u64, bytes);
+    }
+}
+
+/// One read of a streaming consumer. A read timeout is no error unless `idle`
+/// is set and no record came for that long.
+fn read_more(
+    stream: &mut TcpStream,
+    input: &mut InBuf,
+    peer: &str,
+    idle: Option<Duration>,
+    last_record: Instant,
+) -> Result<(), Error> {
+    match input.read_from(stream) {
+        Ok(0) => Err(closed(peer)),
+        Ok(_) => Ok(()),
+        Err(e) if is_timeout(&e) => match idle {
+            Some(idle) if last_record.elapsed() > idle => {
+                Err(Error::Timeout(format!("{peer}: no record for {idle:?}")))
+            }
+            _ => Ok(()),
+        },
+        Err(e) => Err(Error::io(format!("read from {peer}"), e)),
     }
 }
 
@@ -468,27 +570,18 @@ pub fn prefill_legacy(
             append_records(&mut out, pool, &mut next, n);
             left -= n;
             if out.len() >= 1024 * 1024 {
-                write(&mut stream, &out, addr)?;
+                send(&mut stream, &out, addr)?;
                 out.clear();
             }
         }
         encode_stream_end(&mut out);
     }
     Request::GetNumConnections.encode(&mut out);
-    write(&mut stream, &out, addr)?;
+    send(&mut stream, &out, addr)?;
     let mut input = InBuf::new();
-    for channel in channels {
-        let deadline = Instant::now() + timeout;
-        read_ok(
-            &mut stream,
-            &mut input,
-            deadline,
-            addr,
-            format_args!("Produce {channel}"),
-        )?;
-    }
+    read_ok_each(&mut stream, &mut input, addr, "Produce", channels, timeout)?;
     match read_status(&mut stream, &mut input, Instant::now() + timeout, addr)? {
-        STATUS_NOT_SUPPORTED => Ok(()),
+        status if Status::from_code(status) == Some(Status::NotSupported) => Ok(()),
         other => Err(Error::protocol(
             addr,
             format!("GetNumConnections answered {other}"),
@@ -547,7 +640,7 @@ pub fn prefill_redis(
             left -= n;
             unanswered += 1;
             if unanswered == REDIS_PREFILL_PIPELINE {
-                write(&mut stream, &out, addr)?;
+                send(&mut stream, &out, addr)?;
                 out.clear();
                 for _ in 0..unanswered {
                     read_resp(&mut stream, &mut input, Instant::now() + timeout, addr)?;
@@ -556,7 +649,7 @@ pub fn prefill_redis(
             }
         }
     }
-    write(&mut stream, &out, addr)?;
+    send(&mut stream, &out, addr)?;
     for _ in 0..unanswered {
         read_resp(&mut stream, &mut input, Instant::now() + timeout, addr)?;
     }
@@ -574,19 +667,15 @@ pub fn remove_legacy(addr: &str, channels: &[String], timeout: Duration) -> Resu
         }
         .encode(&mut out);
     }
-    write(&mut stream, &out, addr)?;
-    let mut input = InBuf::new();
-    for channel in channels {
-        let deadline = Instant::now() + timeout;
-        read_ok(
-            &mut stream,
-            &mut input,
-            deadline,
-            addr,
-            format_args!("RemoveChannel {channel}"),
-        )?;
-    }
-    Ok(())
+    send(&mut stream, &out, addr)?;
+    read_ok_each(
+        &mut stream,
+        &mut InBuf::new(),
+        addr,
+        "RemoveChannel",
+        channels,
+        timeout,
+    )
 }
 
 /// Deletes `keys` from the Redis at `addr`.
@@ -596,7 +685,7 @@ pub fn remove_redis(addr: &str, keys: &[String], timeout: Duration) -> Result<()
     let mut args: Vec<&[u8]> = vec![b"DEL"];
     args.extend(keys.iter().map(|k| k.as_bytes()));
     encode_command(&mut out, &args);
-    write(&mut stream, &out, addr)?;
+    send(&mut stream, &out, addr)?;
     read_resp(
         &mut stream,
         &mut InBuf::new(),
