@@ -4,13 +4,14 @@
 //! sending, unless the caller opted in to at-least-once.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dmq_client::{blocking, ClientConfig, Error, NodeAddr, RetryPolicy};
 use dmq_proto::legacy::{check, DecodeError};
+use dmq_testkit::ports::free_listener;
 
 /// What a fake node does with each request.
 #[derive(Clone, Copy)]
@@ -21,7 +22,7 @@ enum Answer {
 
 /// A fake legacy node; counts the requests it read. Its thread ends after 30 s.
 fn fake(answer: Answer) -> (NodeAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = free_listener();
     let addr: SocketAddr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
     let requests = Arc::new(AtomicUsize::new(0));

@@ -1,9 +1,7 @@
 //! The binary's command line: bad arguments exit 2 with a message, helpers read
 //! reports (median, plot), and an unreachable target fails cleanly.
 
-mod common;
-
-use common::run;
+use crate::support::run;
 use dmq_bench::report::Report;
 
 #[test]
@@ -53,7 +51,7 @@ fn unreachable_target_fails_with_a_reason() {
         "500",
     ]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = output.stderr.clone();
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
 
@@ -92,11 +90,7 @@ fn median_and_plot_read_reports() {
         "--prefix",
         "push-",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", output.stderr.clone());
     assert!(plots.join("push-throughput.svg").exists());
     assert!(plots.join("push-latency.svg").exists());
 }

@@ -1,17 +1,17 @@
 //! Against a real node: every record pushed (legacy and neo, closed and open
 //! loop) is popped again, and the counts, bytes and latencies add up.
 
-mod common;
-
-use common::{local, run_report};
-use dmq_testkit::Node;
+use crate::support::{local, run_report};
+use dmq_testkit::node::NodeOptions;
 
 #[test]
 fn legacy_push_then_pop_moves_every_record() {
-    let node = Node::start_with(&["server.channel_size_limit=67108864".into()]);
+    let node = NodeOptions::for_clients()
+        .overrides(&["server.channel_size_limit=67108864"])
+        .start();
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
-    let pid = node.pid().expect("pid");
+    let pid = node.pid();
     let load = format!("--addr {addr} --connections 4 --in-flight 8 --count 20000");
     let push = run_report(
         dir.path(),
@@ -40,7 +40,9 @@ fn legacy_push_then_pop_moves_every_record() {
 
 #[test]
 fn neo_push_then_pop_and_open_loop() {
-    let node = Node::start_with(&["server.channel_size_limit=67108864".into()]);
+    let node = NodeOptions::for_clients()
+        .overrides(&["server.channel_size_limit=67108864"])
+        .start();
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let neo = local(node.neo_port());
@@ -77,7 +79,7 @@ fn neo_push_then_pop_and_open_loop() {
 
 #[test]
 fn duration_runs_report_a_timeline_and_ping_round_trips() {
-    let node = Node::start();
+    let node = NodeOptions::for_clients().start();
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let ping = run_report(

@@ -1,8 +1,8 @@
 //! `dmq channels` and `dmq stats` read the node's admin socket.
 
-mod common;
+use dmq_testkit::node::{nodes, NodeOptions};
 
-use common::{dmq_ok, free_port, nodes, Node};
+use crate::support::dmq_ok;
 
 #[test]
 fn channels_and_stats_from_the_admin_socket() {
@@ -31,8 +31,8 @@ fn channels_and_stats_from_the_admin_socket() {
 
 #[test]
 fn channels_and_stats_from_the_metrics_endpoint() {
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let node = Node::start_with(&[format!("metrics.address={metrics}")]);
+    let node = NodeOptions::for_clients().metrics().start();
+    let metrics = node.metrics_addr();
     let arg = node.node_arg();
     for value in ["a", "bb"] {
         dmq_ok(&["--node", &arg, "push", "viahttp", value], b"", &[]);

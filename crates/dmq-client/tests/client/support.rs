@@ -1,40 +1,34 @@
-//! The client's test harness: nodes from `dmq-testkit`, plus client settings
-//! and record helpers.
-
-// Each test file uses only part of the harness.
-#![allow(dead_code)]
+//! What the client's tests share beyond dmq-testkit: the node as the client
+//! sees it, client settings, and receiving helpers.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use dmq_client::blocking;
-
-use dmq_client::{ClientConfig, ClientCredentials, NodeAddr, Protocol};
-#[allow(unused_imports)]
-pub use dmq_testkit::*;
+use dmq_client::{blocking, ClientConfig, ClientCredentials, NodeAddr, Protocol};
+use dmq_testkit::node::{credentials_line, Node};
 
 /// The node as the client sees it.
 pub trait NodeExt {
-    fn addr(&self) -> NodeAddr;
+    fn node_addr(&self) -> NodeAddr;
     /// Whether `name`, a node as an error names it (`host:port`, or
     /// `host:neoport (neo)`), is this node.
     fn is_named(&self, name: &str) -> bool;
 }
 
 impl NodeExt for Node {
-    fn addr(&self) -> NodeAddr {
+    fn node_addr(&self) -> NodeAddr {
         NodeAddr::with_neo_port("127.0.0.1", self.port(), self.neo_port())
     }
 
     fn is_named(&self, name: &str) -> bool {
-        let addr = self.addr();
+        let addr = self.node_addr();
         name == addr.legacy_display() || name == addr.neo_display()
     }
 }
 
 /// The node list of `nodes`.
 pub fn addrs(nodes: &[Node]) -> Vec<NodeAddr> {
-    nodes.iter().map(Node::addr).collect()
+    nodes.iter().map(Node::node_addr).collect()
 }
 
 /// Client settings for tests: short timeouts and back-off so failures are quick.
@@ -48,11 +42,6 @@ pub fn config(protocol: Protocol) -> ClientConfig {
         backoff_max: Duration::from_millis(200),
         ..ClientConfig::default()
     }
-}
-
-/// The dmqtest record format: 9-digit zero-padded decimal.
-pub fn record(i: usize) -> Vec<u8> {
-    format!("{i:09}").into_bytes()
 }
 
 /// Receives `want` records, each within 10 s (the test fails otherwise).

@@ -2,11 +2,12 @@
 //! over to the other nodes, and no acknowledged record is lost: every one is found
 //! on the surviving nodes afterwards.
 
-mod common;
-
 use std::sync::mpsc;
 
-use common::{addrs, config, counts, drain_node, nodes, record, NodeExt};
+use dmq_testkit::node::nodes;
+use dmq_testkit::records::record;
+
+use crate::support::{addrs, config, counts, drain_node, NodeExt};
 use dmq_client::{blocking, Error, Protocol, RetryPolicy};
 
 fn failover(protocol: Protocol, retry: RetryPolicy) {
@@ -22,7 +23,7 @@ fn failover(protocol: Protocol, retry: RetryPolicy) {
     let max_pushes = 200_000;
 
     // The kill happens on another thread while this one keeps pushing.
-    let victim_pid = nodes[1].pid().expect("running");
+    let victim_pid = nodes[1].pid();
     let (go, kill_now) = mpsc::channel::<()>();
     let (killed_tx, killed) = mpsc::channel::<()>();
     let killer = std::thread::spawn(move || {

@@ -1,9 +1,9 @@
 //! A node nobody listens on: a one-line error on standard error and a non-zero
 //! exit status, for every command that talks to nodes.
 
-mod common;
+use dmq_testkit::ports::free_port;
 
-use common::{dmq, free_port};
+use crate::support::dmq;
 
 #[test]
 fn unreachable_node_is_a_one_line_error() {
@@ -20,7 +20,7 @@ fn unreachable_node_is_a_one_line_error() {
         vec!["stats", "--socket", socket],
     ] {
         let out = dmq(&args);
-        assert_eq!(out.code, Some(1), "dmq {args:?}: {}", out.stderr);
+        assert_eq!(out.code(), Some(1), "dmq {args:?}: {}", out.stderr);
         assert!(
             out.stderr.starts_with("dmq: "),
             "dmq {args:?}: {}",

@@ -1,22 +1,29 @@
-//! Helpers shared by the harness's tests: run the `dmq-bench` binary and read
-//! its JSON report, and stop the servers the tests start.
-#![allow(dead_code)]
+//! What the harness's tests share beyond dmq-testkit: bounded runs of the
+//! `dmq-bench` binary and its JSON report, and stopping the servers the tests
+//! start.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use dmq_bench::report::Report;
+use dmq_testkit::node::credentials_line;
+use dmq_testkit::process::{self, Output};
+
+/// Longest run of the binary: the workloads of these tests take a few
+/// seconds at most.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The binary under test.
 pub fn bench() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dmq-bench"));
-    command.env("DMQ_CREDENTIALS", dmq_testkit::credentials_line());
+    command.env("DMQ_CREDENTIALS", credentials_line());
     command
 }
 
 /// Runs `dmq-bench ARGS` and returns its output.
 pub fn run(args: &[&str]) -> Output {
-    bench().args(args).output().expect("run dmq-bench")
+    process::run(bench().args(args), b"", RUN_TIMEOUT)
 }
 
 /// Runs `dmq-bench LINE --json FILE --no-progress` (LINE split at whitespace:
@@ -25,18 +32,20 @@ pub fn run(args: &[&str]) -> Output {
 pub fn run_report(dir: &Path, name: &str, line: &str) -> Report {
     let args: Vec<&str> = line.split_whitespace().collect();
     let path = dir.join(format!("{name}.json"));
-    let output = bench()
-        .args(&args)
-        .args(["--no-progress", "--json"])
-        .arg(&path)
-        .output()
-        .expect("run dmq-bench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = process::run(
+        bench()
+            .args(&args)
+            .args(["--no-progress", "--json"])
+            .arg(&path),
+        b"",
+        RUN_TIMEOUT,
+    );
+    let stdout = output.text();
     assert!(
         output.status.success(),
-        "dmq-bench {args:?} failed ({}):\n{stdout}\n{stderr}",
-        output.status
+        "dmq-bench {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        output.stderr
     );
     assert!(stdout.contains("records/s"), "no summary:\n{stdout}");
     let report = Report::read_json(&path).expect("report");

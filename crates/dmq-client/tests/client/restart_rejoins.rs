@@ -1,11 +1,12 @@
 //! A node that was killed and restarted on the same ports rejoins: once its
 //! back-off has passed, pushes reach it again.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{addrs, config, nodes, record, NodeExt};
+use dmq_testkit::node::nodes;
+use dmq_testkit::records::record;
+
+use crate::support::{addrs, config, NodeExt};
 use dmq_client::{blocking, Protocol};
 
 fn rejoins(protocol: Protocol) {

@@ -2,9 +2,10 @@
 //! request: Push, PushMulti, Pop, Produce, Consume, RemoveChannel; and refuses bad
 //! arguments before sending anything.
 
-mod common;
+use dmq_testkit::node::nodes;
+use dmq_testkit::records::record;
 
-use common::{addrs, config, counts, nodes, receive, record};
+use crate::support::{addrs, config, counts, receive};
 use dmq_client::{blocking, ClientConfig, Error, NodeAddr, Protocol};
 
 #[test]
@@ -48,7 +49,7 @@ fn produce_spreads_over_nodes() {
     assert_eq!(producer.finish().expect("finish"), 300);
     let mut all = Vec::new();
     for node in 0..3 {
-        let held = common::drain_node(&client, node, "produced", 301);
+        let held = crate::support::drain_node(&client, node, "produced", 301);
         assert_eq!(held.len(), 100, "node {node}");
         all.extend(held);
     }
@@ -59,7 +60,7 @@ fn produce_spreads_over_nodes() {
 fn bad_arguments_are_refused_before_sending() {
     // Nothing listens on this port: a request that got as far as connecting
     // would fail with a connection error instead.
-    let port = common::free_port();
+    let port = dmq_testkit::free_port();
     let client = blocking::Client::new(
         vec![NodeAddr::new("127.0.0.1", port).expect("node")],
         ClientConfig::default(),

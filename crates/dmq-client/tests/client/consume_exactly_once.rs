@@ -2,11 +2,12 @@
 //! once (legacy Consume, and neo Consume with a subscriber name), and suspend,
 //! resume and stop work across the merged streams.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{addrs, config, counts, nodes, receive, record};
+use dmq_testkit::node::nodes;
+use dmq_testkit::records::record;
+
+use crate::support::{addrs, config, counts, receive};
 use dmq_client::{blocking, Protocol};
 
 fn exactly_once(protocol: Protocol, subscriber: &str) {

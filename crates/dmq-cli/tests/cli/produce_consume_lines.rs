@@ -2,9 +2,9 @@
 //! `dmq consume CHANNEL --count N` gives the same lines back; the same with
 //! length-prefixed records (`--length-prefixed` / `--raw`).
 
-mod common;
+use dmq_testkit::node::{credentials_line, nodes};
 
-use common::{credentials_line, dmq_ok, nodes};
+use crate::support::dmq_ok;
 
 fn lines(count: usize) -> String {
     (0..count).map(|i| format!("line {i:05}\n")).collect()

@@ -6,13 +6,11 @@
 //! `redis-server` must be on PATH (the test fails if it is not); without the
 //! variable the test prints that it was not requested and passes.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{local, run, run_report, KillOnDrop};
+use crate::support::{local, run, run_report, KillOnDrop};
 
 struct Redis {
     child: KillOnDrop,

@@ -1,9 +1,9 @@
 //! `dmq push` then `dmq pop` give the records back, over two nodes, with the
 //! legacy and the neo protocol (credentials from a file and from DMQ_CREDENTIALS).
 
-mod common;
+use dmq_testkit::node::{credentials_line, nodes};
 
-use common::{credentials_line, dmq_ok, nodes};
+use crate::support::dmq_ok;
 
 #[test]
 fn legacy_push_pop_round_trip() {
@@ -32,7 +32,7 @@ fn legacy_push_pop_round_trip() {
 fn neo_push_pop_round_trip() {
     let nodes = nodes(2);
     let (a, b) = (nodes[0].node_arg(), nodes[1].node_arg());
-    let file = nodes[0].dir.path().join("etc/credentials");
+    let file = nodes[0].credentials_file();
     let file = file.to_str().expect("utf8 path");
     let line = credentials_line();
     dmq_ok(

@@ -4,11 +4,12 @@
 //! feature (on by default).
 #![cfg(feature = "glommio")]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{addrs, config, counts, nodes, record};
+use dmq_testkit::node::nodes;
+use dmq_testkit::records::record;
+
+use crate::support::{addrs, config, counts};
 use dmq_client::{Client, GlommioConnector, Protocol};
 use futures_lite::future;
 
