@@ -1,8 +1,9 @@
 //! The binary's command line: bad arguments exit 2 with a message, helpers read
 //! reports (median, plot), and an unreachable target fails cleanly.
 
-use crate::support::run;
 use dmq_bench::report::Report;
+
+use crate::support::run;
 
 #[test]
 fn bad_arguments_exit_2() {

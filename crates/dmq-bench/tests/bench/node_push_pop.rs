@@ -1,14 +1,13 @@
 //! Against a real node: every record pushed (legacy and neo, closed and open
 //! loop) is popped again, and the counts, bytes and latencies add up.
 
-use crate::support::{local, run_report};
 use dmq_testkit::node::NodeOptions;
+
+use crate::support::{local, run_report, workload_node};
 
 #[test]
 fn legacy_push_then_pop_moves_every_record() {
-    let node = NodeOptions::for_clients()
-        .overrides(&["server.channel_size_limit=67108864"])
-        .start();
+    let node = workload_node(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let pid = node.pid();
@@ -40,9 +39,7 @@ fn legacy_push_then_pop_moves_every_record() {
 
 #[test]
 fn neo_push_then_pop_and_open_loop() {
-    let node = NodeOptions::for_clients()
-        .overrides(&["server.channel_size_limit=67108864"])
-        .start();
+    let node = workload_node(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let neo = local(node.neo_port());

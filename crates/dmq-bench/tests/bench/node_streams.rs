@@ -2,14 +2,11 @@
 //! and neo) takes exactly the prefilled records, and fanout delivers each pushed
 //! record once to every subscriber.
 
-use crate::support::{local, run_report};
-use dmq_testkit::node::NodeOptions;
+use crate::support::{local, run_report, workload_node};
 
 #[test]
 fn produce_is_confirmed_and_consume_takes_the_prefill() {
-    let node = NodeOptions::for_clients()
-        .overrides(&["server.channel_size_limit=67108864"])
-        .start();
+    let node = workload_node(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     // More channels than connections: each connection rotates over its share.
@@ -50,12 +47,7 @@ fn produce_is_confirmed_and_consume_takes_the_prefill() {
 #[test]
 fn fanout_delivers_every_record_to_every_subscriber() {
     // A short flush interval keeps the last, partial batches quick.
-    let node = NodeOptions::for_clients()
-        .overrides(&[
-            "server.channel_size_limit=67108864",
-            "performance.write_flush_ms=5",
-        ])
-        .start();
+    let node = workload_node(&["performance.write_flush_ms=5"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = local(node.port());
     let neo = local(node.neo_port());

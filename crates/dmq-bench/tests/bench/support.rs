@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use dmq_bench::report::Report;
-use dmq_testkit::node::credentials_line;
+use dmq_testkit::node::{credentials_line, Node, NodeOptions};
 use dmq_testkit::process::{self, Output};
 
 /// Longest run of the binary: the workloads of these tests take a few
@@ -51,6 +51,15 @@ pub fn run_report(dir: &Path, name: &str, line: &str) -> Report {
     let report = Report::read_json(&path).expect("report");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     report
+}
+
+/// A node for a workload: as the client suites start it, with 64 MiB rings
+/// (a whole workload's records fit in memory), plus `overrides`.
+pub fn workload_node(overrides: &[&str]) -> Node {
+    NodeOptions::for_clients()
+        .overrides(&["server.channel_size_limit=67108864"])
+        .overrides(overrides)
+        .start()
 }
 
 /// `127.0.0.1:PORT`.

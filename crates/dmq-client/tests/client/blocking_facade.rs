@@ -2,11 +2,11 @@
 //! request: Push, PushMulti, Pop, Produce, Consume, RemoveChannel; and refuses bad
 //! arguments before sending anything.
 
+use dmq_client::{blocking, ClientConfig, Error, NodeAddr, Protocol};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
 
 use crate::support::{addrs, config, counts, receive};
-use dmq_client::{blocking, ClientConfig, Error, NodeAddr, Protocol};
 
 #[test]
 fn every_request_through_the_blocking_facade() {

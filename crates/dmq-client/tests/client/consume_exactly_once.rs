@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use dmq_client::{blocking, Protocol};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
 
 use crate::support::{addrs, config, counts, receive};
-use dmq_client::{blocking, Protocol};
 
 fn exactly_once(protocol: Protocol, subscriber: &str) {
     let nodes = nodes(3);

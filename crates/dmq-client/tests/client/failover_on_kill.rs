@@ -4,11 +4,11 @@
 
 use std::sync::mpsc;
 
+use dmq_client::{blocking, Error, Protocol, RetryPolicy};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
 
 use crate::support::{addrs, config, counts, drain_node, NodeExt};
-use dmq_client::{blocking, Error, Protocol, RetryPolicy};
 
 fn failover(protocol: Protocol, retry: RetryPolicy) {
     let mut nodes = nodes(3);

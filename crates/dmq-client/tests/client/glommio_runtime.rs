@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
+use dmq_client::{Client, GlommioConnector, Protocol};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
+use futures_lite::future;
 
 use crate::support::{addrs, config, counts};
-use dmq_client::{Client, GlommioConnector, Protocol};
-use futures_lite::future;
 
 fn on_glommio(protocol: Protocol) {
     let nodes = nodes(3);

@@ -1,11 +1,11 @@
 //! Records pushed through the client are spread over all nodes: each node holds
 //! some (checked with per-node Pop), and together they hold each record once.
 
+use dmq_client::{blocking, Protocol};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
 
 use crate::support::{addrs, config, counts, drain_node};
-use dmq_client::{blocking, Protocol};
 
 fn spreads(protocol: Protocol, multi: bool) {
     let nodes = nodes(3);

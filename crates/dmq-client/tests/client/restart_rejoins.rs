@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use dmq_client::{blocking, Protocol};
 use dmq_testkit::node::nodes;
 use dmq_testkit::records::record;
 
 use crate::support::{addrs, config, NodeExt};
-use dmq_client::{blocking, Protocol};
 
 fn rejoins(protocol: Protocol) {
     let mut nodes = nodes(3);

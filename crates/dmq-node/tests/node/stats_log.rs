@@ -34,16 +34,16 @@ const GROUP_TRAFFIC: [&str; 6] = [
     "handling_neo_connections_pcnt",
 ];
 const GROUP_TOTALS: [&str; 2] = ["total_bytes", "total_records"];
-const TIMING: [&str; 9] = [
-    "max_active",
-    "handled",
-    "mean_handled_time_micros",
-    "handled_10_micros",
-    "handled_100_micros",
-    "handled_1_ms",
-    "handled_10_ms",
-    "handled_100_ms",
-    "handled_over_100_ms",
+/// The timing fields of a request (spec 7.1, group 6): three figures, then
+/// how many requests were handled within each bound (`handled_<bound>`).
+const TIMING_FIGURES: [&str; 3] = ["max_active", "handled", "mean_handled_time_micros"];
+const TIMING_BOUNDS: [&str; 6] = [
+    "10_micros",
+    "100_micros",
+    "1_ms",
+    "10_ms",
+    "100_ms",
+    "over_100_ms",
 ];
 const LEGACY_REQUESTS: [&str; 6] = [
     "Push",
@@ -75,6 +75,15 @@ const GROUP_LOG: [&str; 7] = [
     "logged_error",
     "logged_fatal",
 ];
+
+/// `<prefix>/<field>` for every timing field of a request, in order.
+fn timing_fields(prefix: &str) -> Vec<String> {
+    let figures = TIMING_FIGURES.iter().map(|f| format!("{prefix}/{f}"));
+    let bounds = TIMING_BOUNDS
+        .iter()
+        .map(|b| format!("{prefix}/handled_{b}"));
+    figures.chain(bounds).collect()
+}
 
 /// Ring bytes per storage.
 const RING: u64 = 1000;
@@ -133,10 +142,7 @@ fn check_layout(line: &StatsLine) -> Result<Layout, String> {
         if !LEGACY_REQUESTS.contains(&name) || !seen.insert(name.to_owned()) {
             return Err(format!("group 6: unexpected or repeated request {key}"));
         }
-        let fields: Vec<String> = TIMING
-            .iter()
-            .map(|f| format!("request/{name}/{f}"))
-            .collect();
+        let fields = timing_fields(&format!("request/{name}"));
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         fixed(&fields, "group 6 (legacy requests)", &mut at)?;
     }
@@ -150,18 +156,15 @@ fn check_layout(line: &StatsLine) -> Result<Layout, String> {
     let mut seen = BTreeSet::new();
     while let Some(key) = keys.get(at).filter(|k| k.starts_with("neo_request/")) {
         let name = key.split('/').nth(1).unwrap_or("");
-        let names: &[&str] = match name {
-            "push" | "pop" => &TIMING,
-            "consume" => &["max_active", "handled"],
+        let prefix = format!("neo_request/{name}");
+        let fields: Vec<String> = match name {
+            "push" | "pop" => timing_fields(&prefix),
+            "consume" => vec![format!("{prefix}/max_active"), format!("{prefix}/handled")],
             _ => return Err(format!("group 7: unexpected neo request {key}")),
         };
         if !seen.insert(name.to_owned()) {
             return Err(format!("group 7: neo request {name} twice"));
         }
-        let fields: Vec<String> = names
-            .iter()
-            .map(|f| format!("neo_request/{name}/{f}"))
-            .collect();
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         fixed(&fields, "group 7 (neo requests)", &mut at)?;
     }
