@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dmq_testkit::legacy::{Client, OK};
+use dmq_testkit::node::{dmqnode, run_dmqnode};
 use dmq_testkit::IO_TIMEOUT;
 
 #[test]
@@ -16,7 +17,13 @@ fn no_arguments_serves_on_the_default_port() {
     // Another process may hold the default port on this machine; then the node
     // must fail cleanly (exit 1, naming the key) rather than serve.
     let port_free = TcpListener::bind(default).is_ok();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dmqnode"))
+    if !port_free {
+        let output = run_dmqnode(&[]);
+        assert_eq!(output.code(), Some(1), "{}", output.stderr);
+        assert!(output.stderr.contains("server.port"), "{}", output.stderr);
+        return;
+    }
+    let mut child = Command::new(dmqnode())
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -25,12 +32,6 @@ fn no_arguments_serves_on_the_default_port() {
         .spawn()
         .expect("spawn dmqnode");
     let pid = child.id() as i32;
-    if !port_free {
-        let output = child.wait_with_output().expect("wait");
-        assert_eq!(output.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("server.port"));
-        return;
-    }
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
