@@ -44,9 +44,6 @@ pub mod stats;
 pub mod wait;
 pub mod writers;
 
-pub use node::{Node, NodeOptions};
-pub use ports::free_port;
-
 /// Longest wait for any single reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 

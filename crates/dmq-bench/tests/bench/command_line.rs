@@ -40,7 +40,7 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn unreachable_target_fails_with_a_reason() {
-    let port = dmq_testkit::free_port();
+    let port = dmq_testkit::ports::free_port();
     let output = run(&[
         "push",
         "--addr",

@@ -2,7 +2,7 @@
 //! its BRPOP form take exactly the prefill, PING round-trips.
 //!
 //! Redis is not part of the Rust toolchain, so this runs only when asked:
-//! `DMQ_BENCH_REDIS=1 cargo test -p dmq-bench --test redis_target`. Then
+//! `DMQ_BENCH_REDIS=1 cargo test -p dmq-bench --test bench redis_target`. Then
 //! `redis-server` must be on PATH (the test fails if it is not); without the
 //! variable the test prints that it was not requested and passes.
 
@@ -21,7 +21,7 @@ struct Redis {
 impl Redis {
     fn start() -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = dmq_testkit::free_port();
+        let port = dmq_testkit::ports::free_port();
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])

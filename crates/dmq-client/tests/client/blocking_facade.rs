@@ -60,7 +60,7 @@ fn produce_spreads_over_nodes() {
 fn bad_arguments_are_refused_before_sending() {
     // Nothing listens on this port: a request that got as far as connecting
     // would fail with a connection error instead.
-    let port = dmq_testkit::free_port();
+    let port = dmq_testkit::ports::free_port();
     let client = blocking::Client::new(
         vec![NodeAddr::new("127.0.0.1", port).expect("node")],
         ClientConfig::default(),

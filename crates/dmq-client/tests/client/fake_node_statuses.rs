@@ -136,7 +136,7 @@ fn a_broken_connection_after_sending_is_an_unknown_outcome() {
 #[test]
 fn every_node_failing_lists_each_failure() {
     let (error, _) = fake(Answer::Status(500));
-    let closed = NodeAddr::new("127.0.0.1", dmq_testkit::free_port()).expect("node");
+    let closed = NodeAddr::new("127.0.0.1", dmq_testkit::ports::free_port()).expect("node");
     let client = client(vec![error, closed], RetryPolicy::AtMostOnce);
     let err = client.push("ch", b"v").expect_err("all failed");
     let Error::NodesFailed { request, failures } = &err else {

@@ -1,9 +1,10 @@
 //! The node's crate tests, one module per property, each over real TCP to
 //! `dmqnode` processes that dmq-testkit starts (its Layout names the helpers).
 //!
-//! One test binary for all of them rather than one per file: the helpers
-//! and the node's library are linked once instead of 44 times (see the build
-//! times in the commit that merged them). Run one property with
+//! One test binary for all of them rather than one per file: the kit and the
+//! node's library are linked once instead of 44 times, which builds the
+//! test targets several times faster (and one process never hands out a
+//! port twice). Run one property with
 //! `cargo test -p dmq-node --test node <module>::`.
 
 mod support;
