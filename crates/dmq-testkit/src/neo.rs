@@ -467,7 +467,7 @@ impl NeoClient {
         }
     }
 
-    /// The next Request message of any id: first those kept by [`recv`], then
+    /// The next Request message of any id: first those kept by [`NeoClient::recv`], then
     /// new ones in arrival order. `None` on timeout; fails the test on close.
     pub fn next_any(&mut self, timeout: Duration) -> Option<(RequestId, Vec<u8>)> {
         if self.stashed > 0 {

@@ -54,7 +54,7 @@ pub fn write(node: &Node, writer: Writer, channels: &[String], count: usize) {
     write_to(node.addr(), node.neo_addr_if_on(), writer, channels, count);
 }
 
-/// As [`write`], from the node's addresses (for a writer thread). Returns once
+/// As [`write()`], from the node's addresses (for a writer thread). Returns once
 /// every record was acknowledged (or, for the Produce streams, once a later
 /// request on the same connection was answered).
 pub fn write_to(
