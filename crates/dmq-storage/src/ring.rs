@@ -544,36 +544,18 @@ mod tests {
         assert_eq!(positions(&ring), (0, 0, 0));
     }
 
-    /// Tiny xorshift64 generator for the model test (no extra crates).
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: u64) -> usize {
-            (self.next() % n) as usize
-        }
-    }
-
     #[test]
     fn randomized_against_vecdeque_model() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
         for capacity in [0usize, 8, 9, 17, 40, 64, 100, 257, 1000] {
             let mut ring = Ring::with_capacity(capacity);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-            let max_len = (capacity / 2).max(1) as u64;
+            let max_len = (capacity / 2).max(1);
             let mut wraps = 0usize;
             for step in 0..20_000u32 {
-                if rng.below(100) < 55 {
-                    let len = rng.below(max_len + 1);
-                    let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                if rng.usize(..100) < 55 {
+                    let len = rng.usize(..=max_len);
+                    let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
                     let fits = ring.fits(len);
                     let model_used: usize = model.iter().map(|p| p.len() + H).sum();
                     if model.is_empty() {

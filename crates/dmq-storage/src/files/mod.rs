@@ -146,22 +146,11 @@ pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// A tiny xorshift64 generator for the property tests (no extra crates).
+/// `len` bytes from `rng`, for the property tests (each seeds its
+/// generator, so a failure repeats).
 #[cfg(test)]
-pub(crate) struct XorShift(pub u64);
-
-#[cfg(test)]
-impl XorShift {
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+pub(crate) fn random_bytes(rng: &mut fastrand::Rng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill(&mut bytes);
+    bytes
 }

@@ -575,7 +575,7 @@ impl OverflowWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::XorShift;
+    use crate::files::random_bytes;
 
     #[test]
     fn parity_worked_example() {
@@ -834,13 +834,13 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
         let (w, entries) = sample();
         let sample = w.into_bytes();
         for round in 0..20_000 {
             let data = if round % 2 == 0 {
-                let len = (rng.next() % 160) as usize;
-                let mut d = rng.bytes(len);
+                let len = rng.usize(..160);
+                let mut d = random_bytes(&mut rng, len);
                 if len >= 8 {
                     d[..8].copy_from_slice(&MAGIC);
                 }
@@ -848,16 +848,16 @@ mod tests {
             } else {
                 // Flip a few bytes of a valid file.
                 let mut d = sample.clone();
-                for _ in 0..1 + rng.next() % 3 {
-                    let i = (rng.next() % d.len() as u64) as usize;
-                    d[i] = rng.next() as u8;
+                for _ in 0..rng.usize(1..4) {
+                    let i = rng.usize(..d.len());
+                    d[i] = rng.u8(..);
                 }
                 d
             };
             let s = scan(&data);
             assert!(s.valid_end <= data.len() as u64);
-            let first = rng.next() % (data.len() as u64 + 2);
-            let _ = read_channel_records(&data, first, rng.next() % 5);
+            let first = rng.u64(..data.len() as u64 + 2);
+            let _ = read_channel_records(&data, first, rng.u64(..5));
             let _ = read_indexed(&data, &entries);
         }
     }
